@@ -1,0 +1,36 @@
+# Every target creates .venv and installs the project into it when needed,
+# so each works as the first command on a fresh checkout.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run-scenarios test test-slow fidelity bench lint clean
+
+$(STAMP): pyproject.toml setup.py harness/machine/_icount.c
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run-scenarios: $(STAMP)
+	$(PY) -m harness scenarios
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# pytest exits 5 when a marker selects nothing; that is not a failure here.
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow; s=$$?; [ $$s -eq 5 ] && exit 0 || exit $$s
+
+fidelity: $(STAMP)
+	$(PY) -m harness fidelity
+
+bench: $(STAMP)
+	$(PY) bench/bench_board.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check harness tests bench
+
+clean:
+	rm -rf $(VENV) reports build *.egg-info harness/machine/*.so

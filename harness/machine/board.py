@@ -1,0 +1,917 @@
+"""The emulated board: a QEMU `virt`-compatible AArch64 machine on Unicorn.
+
+Unicorn executes instructions; this module supplies what its copy of QEMU
+leaves out, by calling the pure-Python architecture model in `harness.arch`:
+
+- exception entry for every synchronous exception Unicorn reports, and for
+  injected IRQ/FIQ/SError (AArch64.TakeException);
+- a check of every ERET against AArch64.ExceptionReturn (the Arm result wins);
+- VHE's E2H register redirection and the *_EL12/*_EL02 aliases;
+- EL3 firmware (PSCI through SMC), a PL011 data register, RAM.
+
+No Python code runs per instruction unless an instruction trace is asked for:
+a static scan of the loaded image finds the instructions that matter (ERET,
+MSR to PSTATE fields, labels, breakpoints) and only those addresses are hooked;
+a native block hook counts instructions (see icount.py).
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from unicorn import (
+    UC_ARCH_ARM64,
+    UC_ERR_FETCH_UNMAPPED,
+    UC_ERR_READ_UNMAPPED,
+    UC_ERR_WRITE_UNMAPPED,
+    UC_HOOK_CODE,
+    UC_HOOK_INSN,
+    UC_HOOK_INTR,
+    UC_HOOK_MEM_UNMAPPED,
+    UC_MEM_FETCH_UNMAPPED,
+    UC_MEM_WRITE_UNMAPPED,
+    UC_MODE_ARM,
+    Uc,
+    UcError,
+)
+from unicorn import arm64_const as U
+
+from harness.arch import pagetable, syndrome
+from harness.arch.exceptions import (
+    ExceptionType,
+    SysCtx,
+    async_masked,
+    exception_return,
+    route_async,
+    route_sync,
+    take_exception,
+)
+from harness.arch.features import Features
+from harness.arch.pstate import PState
+from harness.arch.syndrome import EC
+from harness.arch.sysregs import SYSREGS, SysReg, by_encoding, decode_msr_imm, lookup
+from harness.machine import decode
+from harness.machine.icount import NO_LIMIT, ICounter
+from harness.trace import events as ev
+
+RAM_BASE = 0x4000_0000
+RAM_SIZE = 256 << 20
+UART_BASE = 0x0900_0000
+DEFAULT_LOAD = 0x4008_0000
+DEFAULT_MAX_INSNS = 50_000_000
+SCR_EL3_FIRMWARE = 0x501  # NS | HCE | RW: EL3 is firmware, EL2 and EL1 are AArch64 and non-secure
+
+PSCI_SYSTEM_OFF = 0x8400_0008
+PSCI_SYSTEM_RESET = 0x8400_0009
+PSCI_NOT_SUPPORTED = (1 << 64) - 1
+
+CPU_MODELS = {"max": U.UC_CPU_ARM64_MAX, "a57": U.UC_CPU_ARM64_A57}
+
+# QEMU exception numbers as Unicorn's interrupt hook reports them (facts §7).
+EXCP_UDEF, EXCP_SWI, EXCP_PREFETCH_ABORT, EXCP_DATA_ABORT = 1, 2, 3, 4
+EXCP_BKPT, EXCP_HVC, EXCP_HYP_TRAP, EXCP_SMC = 7, 11, 12, 13
+
+_UNTIL = 0xFFFF_FFFF_FFFF_F000  # an address no program reaches: runs end through our stops
+_LOOP_REPEATS = 16  # identical exception entries in a row, each within _LOOP_GAP instructions
+_LOOP_GAP = 8
+_MMU_REGS = ("SCTLR", "TCR", "TTBR0", "TTBR1", "MAIR", "HCR")
+_PSTATE_SYSREGS = {"PAN", "UAO", "DAIF", "SPSEL"}
+
+_SP_BANK = (U.UC_ARM64_REG_SP_EL0, U.UC_ARM64_REG_SP_EL1, U.UC_ARM64_REG_SP_EL2, U.UC_ARM64_REG_SP_EL3)
+_X = [getattr(U, f"UC_ARM64_REG_X{i}") for i in range(29)] + [U.UC_ARM64_REG_X29, U.UC_ARM64_REG_X30]
+
+
+class BoardError(Exception):
+    """Bad configuration or input for the board (one clear line)."""
+
+
+@dataclass
+class RunResult:
+    status: str  # poweroff | reset | budget | loop | unmapped | unhandled | halted | breakpoint | error
+    message: str
+    pc: int
+    label: str | None
+    icount: int
+    uart: bytes
+    events: list[ev.Event]
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("poweroff", "reset")
+
+
+@dataclass
+class _Injection:
+    kind: ExceptionType
+    at_icount: int | None = None
+    at_addr: int | None = None
+    armed: bool = False  # reached its trigger, waiting until unmasked
+
+
+@dataclass
+class BoardState:
+    """Everything needed to put the board back where it was (reverse stepping)."""
+
+    context: object
+    memory: list[tuple[int, bytes]]
+    icount: int
+    n_events: int
+    n_uart: int
+    injections: list[_Injection] = field(default_factory=list)
+
+
+class Board:
+    def __init__(
+        self,
+        cpu: str = "max",
+        *,
+        ram_size: int = RAM_SIZE,
+        trace_insns: bool = False,
+        label_events: bool | Iterable[str] = False,
+        uart_sink: Callable[[bytes], None] | None = None,
+    ) -> None:
+        if cpu not in CPU_MODELS:
+            raise BoardError(f"unknown CPU model {cpu!r} (choose from {', '.join(CPU_MODELS)})")
+        self.cpu = cpu
+        self.uc = uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+        uc.ctl_set_cpu_model(CPU_MODELS[cpu])
+        self.ram_size = ram_size
+        uc.mem_map(RAM_BASE, ram_size)
+        uc.mmio_map(UART_BASE, 0x1000, self._uart_read, None, self._uart_write, None)
+        self.features = Features.from_id_regs(
+            cpu, self.read_sysreg("ID_AA64MMFR1_EL1"), self.read_sysreg("ID_AA64MMFR2_EL1")
+        )
+        self.uart = bytearray()
+        self._uart_sink = uart_sink
+        self.events: list[ev.Event] = []
+        self.image = None
+        self._ic = ICounter(uc)
+        self._trace: array | None = array("Q") if trace_insns else None
+        self._label_events = label_events
+        self._hooks_by_addr: dict[int, int] = {}
+        self._eret_at: set[int] = set()
+        self._observe_at: dict[int, str] = {}
+        self._labels_at: dict[int, str] = {}
+        self._breakpoints: set[int] = set()
+        self._injections: list[_Injection] = []
+        self._stop: ev.Stop | None = None
+        self._action: tuple[str, int] | None = None  # (what, pc) a hook asked the run loop to do
+        self._check: _PendingCheck | None = None
+        self._stepping = False
+        self._step_retired = True
+        self._unmapped: tuple[int, int, int] | None = None
+        self._loop_key: tuple | None = None
+        self._loop_count = 0
+        self._loop_icount = 0
+        uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        uc.hook_add(UC_HOOK_INSN, self._on_mrs, None, 1, 0, U.UC_ARM64_INS_MRS)
+        uc.hook_add(UC_HOOK_INSN, self._on_msr, None, 1, 0, U.UC_ARM64_INS_MSR)
+        uc.hook_add(UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        if trace_insns:
+            uc.hook_add(UC_HOOK_CODE, self._on_trace)
+        self.reset()
+
+    # ------------------------------------------------------------------ set-up
+
+    def reset(self, entry: int = DEFAULT_LOAD, el: int = 2) -> None:
+        """Reset like `qemu-system-aarch64 -M virt,virtualization=on`: ELxh, DAIF masked."""
+        if el not in (1, 2):
+            raise BoardError(f"cannot start at EL{el}: choose EL1 or EL2")
+        self.write_sysreg("SCR_EL3", SCR_EL3_FIRMWARE)
+        # EL1 must be AArch64 when a program starts there (QEMU's -kernel boot does the same).
+        self.write_sysreg("HCR_EL2", (1 << 31) if el == 1 else 0)
+        self.set_pstate(PState(el=el, sp=1))
+        self.uc.reg_write(U.UC_ARM64_REG_PC, entry)
+
+    def load(self, image, *, entry: int | None = None, el: int = 2) -> None:
+        """Copy an Image (harness.asm) into RAM, scan it, reset to its entry point."""
+        for seg in image.segments:
+            if seg.addr < RAM_BASE or seg.addr + len(seg.data) > RAM_BASE + self.ram_size:
+                raise BoardError(
+                    f"segment {seg.name} at {seg.addr:#x}+{len(seg.data):#x} lies outside RAM "
+                    f"{RAM_BASE:#x}..{RAM_BASE + self.ram_size:#x}"
+                )
+            self.uc.mem_write(seg.addr, bytes(seg.data))
+        self.image = image
+        self._scan(image)
+        self.reset(image.entry if entry is None else entry, el)
+
+    def _scan(self, image) -> None:
+        """Hook only the instructions Unicorn does not handle faithfully (DESIGN.md, Speed)."""
+        for addr, word in self._code_words(image):
+            if word == decode.ERET:
+                self._eret_at.add(addr)
+                self._hook_addr(addr)
+            elif self._pstate_write(word):
+                self._observe_at[addr] = decode.disasm_text(word, addr)
+                self._hook_addr(addr)
+        if self._label_events:
+            wanted = None if self._label_events is True else set(self._label_events)
+            for name, addr in sorted(image.symbols.items(), key=lambda kv: (kv[1], kv[0])):
+                if name.startswith(".L") or (wanted is not None and name not in wanted):
+                    continue
+                if wanted is None and not self._in_code(image, addr):
+                    continue
+                self._labels_at.setdefault(addr, name)
+                self._hook_addr(addr)
+
+    @staticmethod
+    def _code_words(image) -> Iterable[tuple[int, int]]:
+        words = getattr(image, "words", None)
+        if words is not None:
+            yield from words()
+            return
+        for seg in image.segments:
+            if "x" in seg.flags:
+                data = bytes(seg.data)
+                for off in range(0, len(data) - 3, 4):
+                    yield seg.addr + off, int.from_bytes(data[off : off + 4], "little")
+
+    @staticmethod
+    def _in_code(image, addr: int) -> bool:
+        return any("x" in s.flags and s.addr <= addr < s.addr + len(s.data) for s in image.segments)
+
+    @staticmethod
+    def _pstate_write(word: int) -> bool:
+        if decode_msr_imm(word) is not None:
+            return True
+        ops = decode.sysreg_operands(word)
+        if ops is None or ops[2]:
+            return False
+        reg = by_encoding(*ops[0])
+        return reg is not None and reg.name in _PSTATE_SYSREGS
+
+    def _hook_addr(self, addr: int) -> None:
+        if addr not in self._hooks_by_addr:
+            self._hooks_by_addr[addr] = self.uc.hook_add(UC_HOOK_CODE, self._on_code, None, addr, addr)
+
+    def add_breakpoint(self, addr: int) -> None:
+        self._breakpoints.add(addr)
+        self._hook_addr(addr)
+        self.uc.ctl_remove_cache(addr, addr + 4)  # a cached block would not see the new hook
+
+    def remove_breakpoint(self, addr: int) -> None:
+        self._breakpoints.discard(addr)
+
+    def inject(self, kind: str | ExceptionType, *, at_icount: int | None = None, at: int | str | None = None) -> None:
+        """Raise IRQ/FIQ/SError when the instruction count reaches `at_icount`, or when
+        execution reaches address/label `at`; taken as soon as it is not masked."""
+        if isinstance(kind, str):
+            try:
+                kind = {"irq": ExceptionType.IRQ, "fiq": ExceptionType.FIQ, "serror": ExceptionType.SERROR}[kind.lower()]
+            except KeyError:
+                raise BoardError(f"cannot inject {kind!r}: choose irq, fiq or serror") from None
+        if (at_icount is None) == (at is None):
+            raise BoardError("inject needs exactly one of an instruction count or a location")
+        inj = _Injection(kind)
+        if at is not None:
+            inj.at_addr = self.resolve(at) if isinstance(at, str) else at
+            self._hook_addr(inj.at_addr)
+            self.uc.ctl_remove_cache(inj.at_addr, inj.at_addr + 4)
+        else:
+            inj.at_icount = at_icount
+        self._injections.append(inj)
+
+    def resolve(self, loc: str) -> int:
+        if self.image is None:
+            raise BoardError(f"no program loaded to resolve {loc!r}")
+        try:
+            return self.image.addr_of(loc)
+        except KeyError as e:
+            raise BoardError(str(e).strip("'\"")) from None
+
+    # ------------------------------------------------------------------ state access
+
+    @property
+    def pc(self) -> int:
+        return self.uc.reg_read(U.UC_ARM64_REG_PC)
+
+    @pc.setter
+    def pc(self, value: int) -> None:
+        self.uc.reg_write(U.UC_ARM64_REG_PC, value)
+
+    @property
+    def icount(self) -> int:
+        return self._ic.count
+
+    def pstate(self) -> PState:
+        return PState.from_bits(self.uc.reg_read(U.UC_ARM64_REG_PSTATE))
+
+    def set_pstate(self, new: PState) -> None:
+        """Write PSTATE as an exception entry/return would: bank SP, rebuild hflags."""
+        uc = self.uc
+        old = self.pstate()
+        old_bank = old.el if old.sp else 0
+        new_bank = new.el if new.sp else 0
+        if old_bank != new_bank:
+            uc.reg_write(_SP_BANK[old_bank], uc.reg_read(U.UC_ARM64_REG_SP))
+        uc.reg_write(U.UC_ARM64_REG_PSTATE, new.to_bits())
+        if old_bank != new_bank:
+            uc.reg_write(U.UC_ARM64_REG_SP, uc.reg_read(_SP_BANK[new_bank]))
+        self._rebuild_hflags()
+
+    def _rebuild_hflags(self) -> None:
+        # A CP_REG write makes Unicorn call arm_rebuild_hflags (facts §7); SCR_EL3 is ours, so rewrite it.
+        scr = SYSREGS["SCR_EL3"]
+        self.uc.cpr_write(scr.op0, scr.op1, scr.crn, scr.crm, scr.op2, self._cpr(scr))
+
+    def _cpr(self, reg: SysReg) -> int:
+        return self.uc.cpr_read(reg.op0, reg.op1, reg.crn, reg.crm, reg.op2)
+
+    def read_sysreg(self, name: str) -> int:
+        reg = self._sysreg(name)
+        if reg.name.startswith("SP_EL"):
+            n = int(reg.name[-1])
+            ps = self.pstate()
+            if (ps.el if ps.sp else 0) == n:
+                return self.uc.reg_read(U.UC_ARM64_REG_SP)
+            return self.uc.reg_read(_SP_BANK[n])
+        if reg.name in ("CURRENTEL", "DAIF", "NZCV", "PAN", "UAO", "SPSEL"):
+            bits = self.uc.reg_read(U.UC_ARM64_REG_PSTATE)
+            return {
+                "CURRENTEL": bits & 0xC,
+                "DAIF": bits & 0x3C0,
+                "NZCV": bits & 0xF000_0000,
+                "PAN": bits & (1 << 22),
+                "UAO": bits & (1 << 23),
+                "SPSEL": bits & 1,
+            }[reg.name]
+        return self._cpr(reg)
+
+    def write_sysreg(self, name: str, value: int) -> None:
+        reg = self._sysreg(name)
+        if reg.name.startswith("SP_EL"):
+            n = int(reg.name[-1])
+            ps = self.pstate()
+            self.uc.reg_write(U.UC_ARM64_REG_SP if (ps.el if ps.sp else 0) == n else _SP_BANK[n], value)
+            return
+        self.uc.cpr_write(reg.op0, reg.op1, reg.crn, reg.crm, reg.op2, value)
+        if any(reg.name.startswith(p) for p in _MMU_REGS):
+            self.uc.ctl_flush_tlb()  # raw CP_REG writes skip QEMU's TLB flush (facts §7)
+
+    @staticmethod
+    def _sysreg(name: str) -> SysReg:
+        try:
+            reg = lookup(name)
+        except KeyError as e:
+            raise BoardError(str(e).strip("'\"")) from None
+        return SYSREGS.get(reg.alias_of, reg) if reg.alias_of else reg
+
+    def reg(self, n: int) -> int:
+        return self.uc.reg_read(_X[n])
+
+    def set_reg(self, n: int, value: int) -> None:
+        self.uc.reg_write(_X[n], value & 0xFFFF_FFFF_FFFF_FFFF)
+
+    @property
+    def sp(self) -> int:
+        return self.uc.reg_read(U.UC_ARM64_REG_SP)
+
+    def sysctx(self) -> SysCtx:
+        r = self._cpr
+        s = SYSREGS
+        return SysCtx(
+            hcr_el2=r(s["HCR_EL2"]),
+            scr_el3=r(s["SCR_EL3"]),
+            sctlr_el1=r(s["SCTLR_EL1"]),
+            sctlr_el2=r(s["SCTLR_EL2"]),
+            sctlr_el3=r(s["SCTLR_EL3"]),
+            vbar_el1=r(s["VBAR_EL1"]),
+            vbar_el2=r(s["VBAR_EL2"]),
+            vbar_el3=r(s["VBAR_EL3"]),
+        )
+
+    def read_mem(self, addr: int, size: int) -> bytes:
+        return bytes(self.uc.mem_read(addr, size))
+
+    def write_mem(self, addr: int, data: bytes) -> None:
+        self.uc.mem_write(addr, data)
+
+    def _read_u64(self, pa: int) -> int:
+        return struct.unpack("<Q", self.uc.mem_read(pa, 8))[0]
+
+    def word_at(self, addr: int) -> int:
+        return struct.unpack("<I", self.uc.mem_read(addr, 4))[0]
+
+    def location(self, addr: int) -> str:
+        """`label+0x10 (file.S:12)` or the bare address."""
+        if self.image is None:
+            return f"{addr:#x}"
+        sym = self.image.symbol_at(addr)
+        src = self.image.source_at(addr)
+        text = sym or f"{addr:#x}"
+        if src is not None:
+            text += f" ({src.file}:{src.line})"
+        return text
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, max_insns: int = DEFAULT_MAX_INSNS) -> RunResult:
+        """Run until the program powers off or the board stops it."""
+        budget = self.icount + max_insns
+        self._stop = None
+        while self._stop is None:
+            self._run_until(budget)
+        return self._result()
+
+    def step(self, n: int = 1) -> RunResult | None:
+        """Execute n instructions (exceptions taken count as the faulting instruction's step)."""
+        self._stop = None
+        for _ in range(n):
+            if self._stop is not None:
+                break
+            self._step_one()
+            self._deliver_pending()
+        return self._result() if self._stop is not None else None
+
+    def _result(self) -> RunResult:
+        st = self._stop
+        assert st is not None
+        return RunResult(st.reason, st.message, st.pc, self._label(st.pc), st.icount, bytes(self.uart), self.events)
+
+    def _label(self, pc: int) -> str | None:
+        return self.image.symbol_at(pc) if self.image is not None else None
+
+    def _run_until(self, budget: int) -> None:
+        limit = budget
+        for inj in self._injections:
+            if inj.at_icount is not None and not inj.armed and self.icount < inj.at_icount < limit:
+                limit = inj.at_icount
+        st = self._ic.state
+        st.limit = limit
+        st.hit = 0
+        self._action = None
+        self._emu(self.pc)
+        if self._stop is not None:
+            return
+        if self._action is not None:
+            what, pc = self._action
+            self._action = None
+            if what == "breakpoint":
+                self._halt("breakpoint", f"breakpoint at {self.location(pc)}")
+                return
+            self._step_one()  # runs the hooked ERET / PSTATE write (or the injection point) natively
+            self._deliver_pending()
+            return
+        if st.hit:
+            self._ic.set(st.count)
+            # The native hook stopped before a block that would pass the limit: finish exactly.
+            while self.icount < limit and self._stop is None:
+                self._step_one()
+            if self._stop is not None:
+                return
+            for inj in self._injections:
+                if inj.at_icount is not None and inj.at_icount <= self.icount:
+                    inj.armed = True
+            self._deliver_pending()
+            if self.icount >= budget and self._stop is None:
+                self._halt("budget", f"instruction budget of {budget:,} exceeded{self._last_exceptions()}")
+            return
+        # emu_start returned on its own: WFI with nothing to wake it, in Unicorn's model.
+        self._ic.settle(self.pc)
+        if self._deliver_pending():
+            return
+        if self._pending_wakeup():
+            return
+        self._halt("halted", "WFI/WFE with no interrupt pending: the CPU would sleep forever")
+
+    def _emu(self, pc: int, count: int = 0) -> None:
+        try:
+            self.uc.emu_start(pc, _UNTIL, 0, count)
+        except UcError as e:
+            if e.errno in (UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED, UC_ERR_FETCH_UNMAPPED) and self._unmapped:
+                access, addr, at = self._unmapped
+                self._ic.settle(at)
+                kind = {UC_MEM_WRITE_UNMAPPED: "write to", UC_MEM_FETCH_UNMAPPED: "fetch from"}.get(access, "read from")
+                self._halt("unmapped", f"{kind} unmapped address {addr:#x}", pc=at)
+            else:
+                self._halt("error", f"Unicorn stopped: {e}")
+        except _HarnessFault as e:
+            self._halt("error", str(e))
+
+    def _step_one(self) -> None:
+        """One instruction with count=1 (the native counter is corrected after it)."""
+        pc = self.pc
+        before = self.icount
+        self._stepping = True
+        self._step_retired = True
+        self._check = None
+        try:
+            self._emu(pc, 1)
+        finally:
+            self._stepping = False
+        self._action = None  # in a step, hooks only record (an armed injection waits for _deliver_pending)
+        self._ic.set(before + (1 if self._step_retired else 0))
+        check, self._check = self._check, None
+        if check is not None and self._stop is None:
+            check.finish(self)
+
+    # ------------------------------------------------------------------ hooks
+
+    def _on_code(self, uc: Uc, addr: int, size: int, _ud: object) -> None:
+        if addr in self._labels_at:
+            ic = self.icount if self._stepping else self._ic.at(addr)
+            last = self.events[-1] if self.events else None
+            # A stop before this instruction makes the hook run again when it executes.
+            if not (isinstance(last, ev.LabelReached) and last.pc == addr and last.icount == ic):
+                self.events.append(ev.LabelReached(ic, addr, self._labels_at[addr], uc.reg_read(U.UC_ARM64_REG_PSTATE)))
+        for inj in self._injections:
+            if inj.at_addr == addr and not inj.armed:
+                inj.armed = True
+                self._stop_before(addr, "inject")
+                return
+        if addr in self._breakpoints and not self._stepping:
+            self._stop_before(addr, "breakpoint")
+            return
+        if addr in self._eret_at or addr in self._observe_at:
+            if self._stepping:
+                self._check = self._pending_check(addr)
+            else:
+                self._stop_before(addr, "observe")
+
+    def _stop_before(self, addr: int, what: str) -> None:
+        if self._stepping:
+            self._step_retired = False
+        else:
+            self._ic.settle(addr)
+        if self._trace is not None and len(self._trace) and self._trace[-1] == addr:
+            self._trace.pop()  # it did not execute; the step that runs it will record it
+        self._action = (what, addr)
+        self.uc.emu_stop()
+
+    def _on_trace(self, uc: Uc, addr: int, size: int, _ud: object) -> None:
+        self._trace.append(addr)
+
+    def _on_unmapped(self, uc: Uc, access: int, addr: int, size: int, value: int, _ud: object) -> bool:
+        self._unmapped = (access, addr, uc.reg_read(U.UC_ARM64_REG_PC))
+        return False
+
+    def _uart_read(self, uc: Uc, offset: int, size: int, _ud: object) -> int:
+        return 0  # FR: transmit FIFO never full
+
+    def _uart_write(self, uc: Uc, offset: int, size: int, value: int, _ud: object) -> None:
+        if offset == 0:
+            b = bytes([value & 0xFF])
+            self.uart += b
+            if self._uart_sink is not None:
+                self._uart_sink(b)
+
+    # ------------------------------------------------------------------ exceptions
+
+    def _on_intr(self, uc: Uc, intno: int, _ud: object) -> None:
+        try:
+            self._exception_from_unicorn(intno)
+        except _HarnessFault as e:
+            self._halt("error", str(e))
+        except Exception as e:  # a bug here must stop the run with a reason, not vanish in Unicorn
+            self._halt("error", f"internal error while handling QEMU exception {intno}: {type(e).__name__}: {e}")
+
+    def _exception_from_unicorn(self, intno: int) -> None:
+        """Derive what QEMU decided (facts §7) and perform AArch64.TakeException for it."""
+        pc = self.pc
+        ps = self.pstate()
+        self._check = None
+        next_pc_reported = intno in (EXCP_SWI, EXCP_HVC, EXCP_SMC)
+        if next_pc_reported:
+            insn_addr = pc - 4
+        else:
+            insn_addr = pc
+            if self._stepping:
+                self._step_retired = False
+        if not self._stepping:
+            self._ic.settle(pc)
+        # The sysreg write the hook recorded did not happen if the MSR itself faulted.
+        if self.events and isinstance(self.events[-1], ev.SysregWrite) and self.events[-1].pc == insn_addr:
+            self.events.pop()
+        if intno == EXCP_SMC:
+            self._firmware_smc()
+            return
+        ctx = self.sysctx()
+        far = None
+        note = ""
+        target: int | None = None
+        if intno == EXCP_ABORTS_FETCH:
+            word = 0
+        else:
+            word = self._code_word(insn_addr)
+        if intno == EXCP_SWI:
+            ec, iss, cause, elr = EC.SVC64, decode.imm16(word), "svc", pc
+        elif intno == EXCP_HVC:
+            ec, iss, cause, elr = EC.HVC64, decode.imm16(word), "hvc", pc
+        elif intno == EXCP_HYP_TRAP:
+            # QEMU raises this for SMC trapped by HCR_EL2.TSC; the preferred return is the SMC itself.
+            ec, iss, cause, elr, target = EC.SMC64, decode.imm16(word), "smc_trap", pc, 2
+        elif intno == EXCP_BKPT:
+            ec, iss, cause, elr = EC.BRK, decode.imm16(word), "brk", pc
+        elif intno == EXCP_UDEF:
+            ec, iss, cause, target = self._classify_undef(word, ps, ctx)
+            elr = pc
+        elif intno == EXCP_PREFETCH_ABORT:
+            far = pc
+            tr = self._translate(pc, ps, ctx, pagetable.Access(el=ps.el, fetch=True))
+            fsc, note = self._fault_code(tr, "instruction abort", pc)
+            ec, iss, cause, elr = EC.IABT_LOW, fsc, "inst_abort", pc
+        elif intno == EXCP_DATA_ABORT:
+            acc = decode.mem_access(word, pc, self.uc.reg_read)
+            if acc is None:
+                raise _HarnessFault(f"data abort at {self.location(pc)} from an instruction the board cannot decode ({word:#010x})")
+            far = acc.va
+            tr = self._translate(
+                acc.va, ps, ctx, pagetable.Access(el=ps.el, write=acc.write, unprivileged=acc.unprivileged)
+            )
+            fsc, note = self._fault_code(tr, "data abort", pc)
+            ec, iss, cause, elr = EC.DABT_LOW, fsc | (1 << 6 if acc.write else 0), "data_abort", pc
+        else:
+            self._halt("unhandled", f"Unicorn reported QEMU exception {intno}, which the board does not model")
+            return
+        if target is None:
+            target = route_sync(ec, ps.el, ctx, self.features)
+        if target == 3:
+            self._halt("unhandled", f"{cause} at {self.location(insn_addr)} is routed to EL3, where only PSCI firmware runs")
+            return
+        if ec in (EC.DABT_LOW, EC.IABT_LOW) and target == ps.el:
+            ec = EC.DABT_CUR if ec == EC.DABT_LOW else EC.IABT_CUR
+        esr = syndrome.make_esr(ec, iss, 1)
+        self._take(ExceptionType.SYNC, target, esr, far, elr, cause, note)
+
+    def _classify_undef(self, word: int, ps: PState, ctx: SysCtx) -> tuple[int, int, str, int | None]:
+        """QEMU reports traps to EL2 as UNDEFINED too; tell them apart from the instruction."""
+        wfx, is_wfe = decode.is_wfx(word)
+        if wfx:
+            return EC.WFX, syndrome.syn_wfx(is_wfe) & 0x1FFFFFF, "wfx_trap", None
+        ops = decode.sysreg_operands(word)
+        if ops is not None and ps.el == 1 and not (ctx.hcr_el2 >> 27) & 1:
+            enc, rt, is_read = ops
+            reg = by_encoding(*enc)
+            # HCR_EL2.TVM traps EL1 writes, TRVM reads, of the virtual-memory controls (D13.2.48).
+            bit = 30 if is_read else 26
+            if reg is not None and reg.name in _TVM_REGS and (ctx.hcr_el2 >> bit) & 1:
+                return EC.SYS64, syndrome.syn_sysreg_trap(enc, rt, is_read) & 0x1FFFFFF, "sysreg_trap", 2
+        return EC.UNKNOWN, 0, "undefined", None
+
+    def _translate(self, va: int, ps: PState, ctx: SysCtx, access: pagetable.Access) -> pagetable.Translation:
+        regime = pagetable.regime_for(ps.el, ctx)
+        return pagetable.translate(self._read_u64, regime, self._mmu_regs(ctx), va, access, ps)
+
+    def _mmu_regs(self, ctx: SysCtx) -> dict[str, int]:
+        regs = {"HCR_EL2": ctx.hcr_el2, "SCTLR_EL1": ctx.sctlr_el1, "SCTLR_EL2": ctx.sctlr_el2}
+        for name in ("TTBR0_EL1", "TTBR1_EL1", "TCR_EL1", "TTBR0_EL2", "TTBR1_EL2", "TCR_EL2"):
+            try:
+                regs[name] = self._cpr(SYSREGS[name])
+            except (UcError, KeyError):
+                regs[name] = 0
+        return regs
+
+    def _fault_code(self, tr: pagetable.Translation, what: str, pc: int) -> tuple[int, str]:
+        if tr.fault is None:
+            # Unicorn faulted where our walker sees none: say so rather than invent a cause.
+            msg = f"Unicorn raised a {what} at {self.location(pc)} that the page-table model does not explain ({tr.reason})"
+            self.events.append(ev.ModelMismatch(self.icount, pc, msg))
+            return 0x21, msg  # reported as an alignment fault, the one cause the walker cannot see
+        return syndrome.fault_status_code(tr.fault, tr.level), tr.reason
+
+    def _code_word(self, va: int) -> int:
+        """The instruction word at a virtual address (page tables walked when the MMU is on)."""
+        ps = self.pstate()
+        ctx = self.sysctx()
+        tr = self._translate(va, ps, ctx, pagetable.Access(el=ps.el, fetch=True))
+        pa = tr.pa if tr.pa is not None else va
+        return self.word_at(pa)
+
+    def _take(self, kind: ExceptionType, target: int, esr: int | None, far: int | None, elr: int, cause: str, note: str = "") -> None:
+        ps = self.pstate()
+        ctx = self.sysctx()
+        entry = take_exception(ps, target, kind, ctx, self.features, preferred_return=elr, esr=esr, far=far)
+        t = entry.target_el
+        self._cpr_write(f"SPSR_EL{t}", entry.spsr)
+        self._cpr_write(f"ELR_EL{t}", entry.elr)
+        if entry.esr is not None:
+            self._cpr_write(f"ESR_EL{t}", entry.esr)
+        if entry.far is not None:
+            self._cpr_write(f"FAR_EL{t}", entry.far)
+        self.set_pstate(entry.pstate)
+        self.pc = entry.vector
+        icount = self.icount
+        self.events.append(
+            ev.ExceptionEntry(
+                icount, elr, kind.name.lower(), cause, ps.el, t, ps.to_bits(), entry.pstate.to_bits(),
+                entry.spsr, entry.elr, entry.esr, entry.far, entry.vector, entry.vector_offset, note,
+            )
+        )
+        key = (t, entry.vector, entry.elr, entry.esr)
+        if key == self._loop_key and icount - self._loop_icount <= _LOOP_GAP:
+            self._loop_count += 1
+        else:
+            self._loop_key, self._loop_count = key, 1
+        self._loop_icount = icount
+        if self._loop_count >= _LOOP_REPEATS:
+            self._halt(
+                "loop",
+                f"exception loop: {cause} at {self.location(entry.elr)} entered the EL{t} vector "
+                f"{self.location(entry.vector)} {self._loop_count} times without progress",
+                pc=entry.elr,
+            )
+
+    def _cpr_write(self, name: str, value: int) -> None:
+        reg = SYSREGS[name]
+        self.uc.cpr_write(reg.op0, reg.op1, reg.crn, reg.crm, reg.op2, value)
+
+    def _firmware_smc(self) -> None:
+        """EL3 firmware: PSCI through SMC, as QEMU's virt board provides it."""
+        fn = self.reg(0) & 0xFFFF_FFFF
+        if fn == PSCI_SYSTEM_OFF:
+            self._halt("poweroff", "PSCI SYSTEM_OFF")
+        elif fn == PSCI_SYSTEM_RESET:
+            self._halt("reset", "PSCI SYSTEM_RESET")
+        else:
+            self.set_reg(0, PSCI_NOT_SUPPORTED)
+
+    def _deliver_pending(self) -> bool:
+        """Take the first armed interrupt that PSTATE and routing no longer mask."""
+        if not self._injections or self._stop is not None:
+            return False
+        ps = self.pstate()
+        ctx = self.sysctx()
+        for inj in self._injections:
+            if not inj.armed:
+                continue
+            target = route_async(inj.kind, ps.el, ctx)
+            if async_masked(inj.kind, target, ps, ctx):
+                continue
+            self._injections.remove(inj)
+            esr = syndrome.syn_serror() if inj.kind is ExceptionType.SERROR else None
+            self._take(inj.kind, target, esr, None, self.pc, inj.kind.name.lower())
+            return True
+        return False
+
+    def _pending_wakeup(self) -> bool:
+        """WFI waits for the next scheduled interrupt: time passes, so it arrives now."""
+        waiting = [i for i in self._injections if i.at_icount is not None and not i.armed]
+        armed = [i for i in self._injections if i.armed]
+        if not waiting and not armed:
+            return False
+        for inj in waiting:
+            inj.armed = True
+        self._deliver_pending()
+        return True  # a masked interrupt still wakes WFI; execution goes on after it
+
+    def _halt(self, reason: str, message: str, pc: int | None = None) -> None:
+        if self._stop is not None:
+            return
+        at = self.pc if pc is None else pc
+        self._stop = ev.Stop(self.icount, at, reason, message)
+        self.events.append(self._stop)
+        self.uc.emu_stop()
+
+    def _last_exceptions(self) -> str:
+        last = [e for e in self.events[-200:] if isinstance(e, ev.ExceptionEntry)][-3:]
+        if not last:
+            return ""
+        return "; last exceptions: " + ", ".join(
+            f"{e.cause} EL{e.from_el}->EL{e.to_el} at {self.location(e.elr)}" for e in last
+        )
+
+    # ------------------------------------------------------------------ ERET and PSTATE writes
+
+    def _pending_check(self, addr: int) -> _PendingCheck:
+        ps = self.pstate()
+        if addr in self._eret_at and ps.el > 0:
+            ctx = self.sysctx()
+            spsr = self._cpr(SYSREGS[f"SPSR_EL{ps.el}"])
+            elr = self._cpr(SYSREGS[f"ELR_EL{ps.el}"])
+            expected = exception_return(ps, spsr, elr, ctx, self.features)
+            return _PendingCheck(addr, ps, "eret", spsr, elr, expected)
+        return _PendingCheck(addr, ps, self._observe_at.get(addr, "eret"), 0, 0, None)
+
+    # ------------------------------------------------------------------ system registers (VHE)
+
+    def _redirect(self, cp) -> tuple[SysReg, SysReg] | None:
+        """(named register, register actually accessed) when VHE changes the target."""
+        reg = by_encoding(cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
+        if reg is None or not (reg.alias_of or reg.e2h_redirect):
+            return None
+        if (self.uc.reg_read(U.UC_ARM64_REG_PSTATE) >> 2) & 3 != 2:
+            return None
+        if not (self._cpr(SYSREGS["HCR_EL2"]) >> 34) & 1:
+            return None  # E2H==0: *_EL12 stays UNDEFINED (QEMU raises it), EL1 names stay EL1
+        return reg, SYSREGS[reg.alias_of or reg.e2h_redirect]
+
+    def _on_mrs(self, uc: Uc, reg: int, cp, _ud: object) -> int:
+        hit = self._redirect(cp)
+        if hit is None:
+            return 0
+        value = self._cpr(hit[1])
+        if reg not in (U.UC_ARM64_REG_XZR, U.UC_ARM64_REG_INVALID):
+            uc.reg_write(reg, value)
+        # Returning 1 skips the instruction but does not advance the PC (facts §7).
+        uc.reg_write(U.UC_ARM64_REG_PC, uc.reg_read(U.UC_ARM64_REG_PC) + 4)
+        return 1
+
+    def _on_msr(self, uc: Uc, reg: int, cp, _ud: object) -> int:
+        pc = uc.reg_read(U.UC_ARM64_REG_PC)
+        named = by_encoding(cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
+        name = named.name if named is not None else f"S{cp.op0}_{cp.op1}_C{cp.crn}_C{cp.crm}_{cp.op2}"
+        hit = self._redirect(cp)
+        ic = self.icount if self._stepping else self._ic.at(pc)
+        self.events.append(ev.SysregWrite(ic, pc, name, cp.val, hit[1].name if hit else None))
+        if hit is None:
+            return 0
+        target = hit[1]
+        uc.cpr_write(target.op0, target.op1, target.crn, target.crm, target.op2, cp.val)
+        if any(target.name.startswith(p) for p in _MMU_REGS):
+            uc.ctl_flush_tlb()
+        uc.reg_write(U.UC_ARM64_REG_PC, pc + 4)
+        return 1
+
+    # ------------------------------------------------------------------ snapshots
+
+    def save_state(self) -> BoardState:
+        """CPU context plus the RAM pages (for reverse stepping; costs a RAM copy)."""
+        return BoardState(
+            self.uc.context_save(),
+            [(RAM_BASE, bytes(self.uc.mem_read(RAM_BASE, self.ram_size)))],
+            self.icount,
+            len(self.events),
+            len(self.uart),
+            [_Injection(i.kind, i.at_icount, i.at_addr, i.armed) for i in self._injections],
+        )
+
+    def restore_state(self, state: BoardState) -> None:
+        self.uc.context_restore(state.context)
+        for addr, data in state.memory:
+            self.uc.mem_write(addr, data)
+        self._ic.set(state.icount)
+        del self.events[state.n_events :]
+        del self.uart[state.n_uart :]
+        self._injections = [_Injection(i.kind, i.at_icount, i.at_addr, i.armed) for i in state.injections]
+        self._rebuild_hflags()
+        self.uc.ctl_flush_tlb()
+        self._stop = None
+
+    def trace_lines(self) -> Iterable[str]:
+        """The instruction trace: icount, address, word, disassembly, label."""
+        if self._trace is None:
+            return
+        for i, addr in enumerate(self._trace):
+            try:
+                word = self._code_word(addr)
+            except Exception:
+                word = 0
+            yield f"{i}\t{addr:#x}\t{word:08x}\t{decode.disasm_text(word, addr)}\t{self._label(addr) or ''}"
+
+
+EXCP_ABORTS_FETCH = EXCP_PREFETCH_ABORT
+_TVM_REGS = {
+    "SCTLR_EL1", "TTBR0_EL1", "TTBR1_EL1", "TCR_EL1", "ESR_EL1", "FAR_EL1", "AFSR0_EL1",
+    "AFSR1_EL1", "MAIR_EL1", "AMAIR_EL1", "CONTEXTIDR_EL1",
+}
+
+
+class _HarnessFault(Exception):
+    """The board cannot model what Unicorn did; the run stops with this message."""
+
+
+@dataclass
+class _PendingCheck:
+    """State captured just before an ERET or a PSTATE write, checked just after it."""
+
+    addr: int
+    before: PState
+    insn: str
+    spsr: int
+    elr: int
+    expected: object  # ExceptionReturn | None
+
+    def finish(self, board: Board) -> None:
+        after = board.pstate()
+        pc = board.pc
+        if self.expected is None:
+            changes = {k: [a, b] for k, (a, b) in self.before.diff(after).items()}
+            board.events.append(ev.PStateChange(board.icount - 1, self.addr, self.insn, self.before.to_bits(), after.to_bits(), changes))
+            return
+        exp = self.expected
+        qemu_pstate = qemu_pc = None
+        note = exp.reason or ""
+        if exp.pstate != after or exp.pc != pc:
+            # QEMU 5.0's helper disagrees with AArch64.ExceptionReturn: the Arm result wins.
+            qemu_pstate, qemu_pc = after.to_bits(), pc
+            fields = ", ".join(f"{k} {a}->{b}" for k, (a, b) in after.diff(exp.pstate).items())
+            note = (note + "; " if note else "") + f"Unicorn's ERET differed ({fields or 'pc'}); Arm result applied"
+            board.set_pstate(exp.pstate)
+            board.pc = exp.pc
+        board.events.append(
+            ev.ExceptionReturn(
+                board.icount - 1, self.addr, self.before.el, exp.pstate.el, self.before.to_bits(),
+                exp.pstate.to_bits(), self.spsr, self.elr, exp.illegal, qemu_pstate, qemu_pc, note,
+            )
+        )
+
+
+def run_program(image, *, cpu: str = "max", max_insns: int = DEFAULT_MAX_INSNS, el: int = 2, **board_kwargs) -> RunResult:
+    """Load an Image on a fresh board and run it to completion."""
+    board = Board(cpu, **board_kwargs)
+    board.load(image, el=el)
+    return board.run(max_insns)
