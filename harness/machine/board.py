@@ -17,6 +17,8 @@ a native block hook counts instructions (see icount.py).
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import struct
 from array import array
 from collections.abc import Callable, Iterable
@@ -24,6 +26,10 @@ from dataclasses import dataclass, field
 
 from unicorn import (
     UC_ARCH_ARM64,
+    UC_CTL_CONTEXT_CPU,
+    UC_CTL_CONTEXT_MEMORY,
+    UC_CTL_CONTEXT_MODE,
+    UC_CTL_TLB_FLUSH,
     UC_ERR_FETCH_UNMAPPED,
     UC_ERR_READ_UNMAPPED,
     UC_ERR_WRITE_UNMAPPED,
@@ -54,7 +60,7 @@ from harness.arch.pstate import PState
 from harness.arch.syndrome import EC
 from harness.arch.sysregs import SYSREGS, SysReg, by_encoding, decode_msr_imm, lookup
 from harness.machine import decode
-from harness.machine.icount import NO_LIMIT, ICounter
+from harness.machine.icount import ICounter
 from harness.trace import events as ev
 
 RAM_BASE = 0x4000_0000
@@ -82,6 +88,14 @@ _PSTATE_SYSREGS = {"PAN", "UAO", "DAIF", "SPSEL"}
 
 _SP_BANK = (U.UC_ARM64_REG_SP_EL0, U.UC_ARM64_REG_SP_EL1, U.UC_ARM64_REG_SP_EL2, U.UC_ARM64_REG_SP_EL3)
 _X = [getattr(U, f"UC_ARM64_REG_X{i}") for i in range(29)] + [U.UC_ARM64_REG_X29, U.UC_ARM64_REG_X30]
+
+
+# Debug switches that make the emulated architecture deliberately wrong, so tests can show
+# that verdicts follow from what the CPU did (scenarios issue, item 5).
+QUIRKS = {
+    "keep_uao_on_entry": "exception entry leaves PSTATE.UAO alone (Arm: cleared on every entry)",
+    "no_pan_on_entry": "exception entry never sets PSTATE.PAN (Arm: set when SPAN==0 in EL1 / EL2&0 host)",
+}
 
 
 class BoardError(Exception):
@@ -115,12 +129,12 @@ class _Injection:
 class BoardState:
     """Everything needed to put the board back where it was (reverse stepping)."""
 
-    context: object
-    memory: list[tuple[int, bytes]]
+    context: object  # Unicorn context with memory snapshot
     icount: int
     n_events: int
     n_uart: int
     injections: list[_Injection] = field(default_factory=list)
+    n_trace: int = 0
 
 
 class Board:
@@ -132,9 +146,13 @@ class Board:
         trace_insns: bool = False,
         label_events: bool | Iterable[str] = False,
         uart_sink: Callable[[bytes], None] | None = None,
+        quirks: Iterable[str] = (),
     ) -> None:
         if cpu not in CPU_MODELS:
             raise BoardError(f"unknown CPU model {cpu!r} (choose from {', '.join(CPU_MODELS)})")
+        self.quirks = frozenset(quirks)
+        for q in self.quirks - QUIRKS.keys():
+            raise BoardError(f"unknown architecture quirk {q!r} (known: {', '.join(sorted(QUIRKS))})")
         self.cpu = cpu
         self.uc = uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
         uc.ctl_set_cpu_model(CPU_MODELS[cpu])
@@ -160,6 +178,9 @@ class Board:
         self._stop: ev.Stop | None = None
         self._action: tuple[str, int] | None = None  # (what, pc) a hook asked the run loop to do
         self._check: _PendingCheck | None = None
+        self._snapshots = False
+        # Debugger watch: called with every event; a non-empty string stops the run with that message.
+        self.stop_on_event: Callable[[ev.Event], str | None] | None = None
         self._stepping = False
         self._step_retired = True
         self._unmapped: tuple[int, int, int] | None = None
@@ -313,6 +334,10 @@ class Board:
             uc.reg_write(U.UC_ARM64_REG_SP, uc.reg_read(_SP_BANK[new_bank]))
         self._rebuild_hflags()
 
+    def _flush_tlb(self) -> None:
+        # UC_CTL_TLB_FLUSH has no wrapper in the Python binding of Unicorn 2.1.4.
+        self.uc._Uc__ctl_w(UC_CTL_TLB_FLUSH)
+
     def _rebuild_hflags(self) -> None:
         # A CP_REG write makes Unicorn call arm_rebuild_hflags (facts §7); SCR_EL3 is ours, so rewrite it.
         scr = SYSREGS["SCR_EL3"]
@@ -350,7 +375,7 @@ class Board:
             return
         self.uc.cpr_write(reg.op0, reg.op1, reg.crn, reg.crm, reg.op2, value)
         if any(reg.name.startswith(p) for p in _MMU_REGS):
-            self.uc.ctl_flush_tlb()  # raw CP_REG writes skip QEMU's TLB flush (facts §7)
+            self._flush_tlb()  # raw CP_REG writes skip QEMU's TLB flush (facts §7)
 
     @staticmethod
     def _sysreg(name: str) -> SysReg:
@@ -517,7 +542,7 @@ class Board:
             last = self.events[-1] if self.events else None
             # A stop before this instruction makes the hook run again when it executes.
             if not (isinstance(last, ev.LabelReached) and last.pc == addr and last.icount == ic):
-                self.events.append(ev.LabelReached(ic, addr, self._labels_at[addr], uc.reg_read(U.UC_ARM64_REG_PSTATE)))
+                self._emit(ev.LabelReached(ic, addr, self._labels_at[addr], uc.reg_read(U.UC_ARM64_REG_PSTATE)))
         for inj in self._injections:
             if inj.at_addr == addr and not inj.armed:
                 inj.armed = True
@@ -635,7 +660,7 @@ class Board:
         if ec in (EC.DABT_LOW, EC.IABT_LOW) and target == ps.el:
             ec = EC.DABT_CUR if ec == EC.DABT_LOW else EC.IABT_CUR
         esr = syndrome.make_esr(ec, iss, 1)
-        self._take(ExceptionType.SYNC, target, esr, far, elr, cause, note)
+        self._take(ExceptionType.SYNC, target, esr, far, elr, cause, note, at=insn_addr)
 
     def _classify_undef(self, word: int, ps: PState, ctx: SysCtx) -> tuple[int, int, str, int | None]:
         """QEMU reports traps to EL2 as UNDEFINED too; tell them apart from the instruction."""
@@ -669,7 +694,7 @@ class Board:
         if tr.fault is None:
             # Unicorn faulted where our walker sees none: say so rather than invent a cause.
             msg = f"Unicorn raised a {what} at {self.location(pc)} that the page-table model does not explain ({tr.reason})"
-            self.events.append(ev.ModelMismatch(self.icount, pc, msg))
+            self._emit(ev.ModelMismatch(self.icount, pc, msg))
             return 0x21, msg  # reported as an alignment fault, the one cause the walker cannot see
         return syndrome.fault_status_code(tr.fault, tr.level), tr.reason
 
@@ -681,10 +706,16 @@ class Board:
         pa = tr.pa if tr.pa is not None else va
         return self.word_at(pa)
 
-    def _take(self, kind: ExceptionType, target: int, esr: int | None, far: int | None, elr: int, cause: str, note: str = "") -> None:
+    def _take(
+        self, kind: ExceptionType, target: int, esr: int | None, far: int | None, elr: int, cause: str,
+        note: str = "", at: int | None = None,
+    ) -> None:
+        """AArch64.TakeException; `at` is the instruction that caused it (event pc), default ELR."""
         ps = self.pstate()
         ctx = self.sysctx()
         entry = take_exception(ps, target, kind, ctx, self.features, preferred_return=elr, esr=esr, far=far)
+        if self.quirks:
+            entry = self._apply_quirks(ps, entry)
         t = entry.target_el
         self._cpr_write(f"SPSR_EL{t}", entry.spsr)
         self._cpr_write(f"ELR_EL{t}", entry.elr)
@@ -695,9 +726,9 @@ class Board:
         self.set_pstate(entry.pstate)
         self.pc = entry.vector
         icount = self.icount
-        self.events.append(
+        self._emit(
             ev.ExceptionEntry(
-                icount, elr, kind.name.lower(), cause, ps.el, t, ps.to_bits(), entry.pstate.to_bits(),
+                icount, elr if at is None else at, kind.name.lower(), cause, ps.el, t, ps.to_bits(), entry.pstate.to_bits(),
                 entry.spsr, entry.elr, entry.esr, entry.far, entry.vector, entry.vector_offset, note,
             )
         )
@@ -714,6 +745,14 @@ class Board:
                 f"{self.location(entry.vector)} {self._loop_count} times without progress",
                 pc=entry.elr,
             )
+
+    def _apply_quirks(self, before: PState, entry):
+        pstate = entry.pstate
+        if "keep_uao_on_entry" in self.quirks:
+            pstate = pstate.replace(uao=before.uao)
+        if "no_pan_on_entry" in self.quirks:
+            pstate = pstate.replace(pan=before.pan)
+        return dataclasses.replace(entry, pstate=pstate)
 
     def _cpr_write(self, name: str, value: int) -> None:
         reg = SYSREGS[name]
@@ -758,12 +797,19 @@ class Board:
         self._deliver_pending()
         return True  # a masked interrupt still wakes WFI; execution goes on after it
 
+    def _emit(self, event: ev.Event) -> None:
+        self.events.append(event)
+        if self.stop_on_event is not None and self._stop is None:
+            why = self.stop_on_event(event)
+            if why:
+                self._halt("watch", why, pc=self.pc)
+
     def _halt(self, reason: str, message: str, pc: int | None = None) -> None:
         if self._stop is not None:
             return
         at = self.pc if pc is None else pc
         self._stop = ev.Stop(self.icount, at, reason, message)
-        self.events.append(self._stop)
+        self.events.append(self._stop)  # not _emit: a stop is final
         self.uc.emu_stop()
 
     def _last_exceptions(self) -> str:
@@ -816,39 +862,46 @@ class Board:
         name = named.name if named is not None else f"S{cp.op0}_{cp.op1}_C{cp.crn}_C{cp.crm}_{cp.op2}"
         hit = self._redirect(cp)
         ic = self.icount if self._stepping else self._ic.at(pc)
-        self.events.append(ev.SysregWrite(ic, pc, name, cp.val, hit[1].name if hit else None))
+        self._emit(ev.SysregWrite(ic, pc, name, cp.val, hit[1].name if hit else None))
         if hit is None:
             return 0
         target = hit[1]
         uc.cpr_write(target.op0, target.op1, target.crn, target.crm, target.op2, cp.val)
         if any(target.name.startswith(p) for p in _MMU_REGS):
-            uc.ctl_flush_tlb()
+            self._flush_tlb()
         uc.reg_write(U.UC_ARM64_REG_PC, pc + 4)
         return 1
 
     # ------------------------------------------------------------------ snapshots
 
     def save_state(self) -> BoardState:
-        """CPU context plus the RAM pages (for reverse stepping; costs a RAM copy)."""
+        """A snapshot of CPU and memory (copy-on-write in Unicorn: ~20 us).
+
+        Unicorn keeps memory snapshots as a stack: restoring one discards those
+        taken after it, which is what reverse execution needs."""
+        if not self._snapshots:
+            # Context mode CPU|MEMORY makes context_save snapshot RAM as well.
+            self.uc._Uc__ctl_w(UC_CTL_CONTEXT_MODE, (ctypes.c_int, UC_CTL_CONTEXT_CPU | UC_CTL_CONTEXT_MEMORY))
+            self._snapshots = True
         return BoardState(
             self.uc.context_save(),
-            [(RAM_BASE, bytes(self.uc.mem_read(RAM_BASE, self.ram_size)))],
             self.icount,
             len(self.events),
             len(self.uart),
-            [_Injection(i.kind, i.at_icount, i.at_addr, i.armed) for i in self._injections],
+            [dataclasses.replace(i) for i in self._injections],
+            len(self._trace) if self._trace is not None else 0,
         )
 
     def restore_state(self, state: BoardState) -> None:
         self.uc.context_restore(state.context)
-        for addr, data in state.memory:
-            self.uc.mem_write(addr, data)
         self._ic.set(state.icount)
         del self.events[state.n_events :]
         del self.uart[state.n_uart :]
-        self._injections = [_Injection(i.kind, i.at_icount, i.at_addr, i.armed) for i in state.injections]
+        if self._trace is not None:
+            del self._trace[state.n_trace :]
+        self._injections = [dataclasses.replace(i) for i in state.injections]
         self._rebuild_hflags()
-        self.uc.ctl_flush_tlb()
+        self._flush_tlb()
         self._stop = None
 
     def trace_lines(self) -> Iterable[str]:
@@ -890,7 +943,7 @@ class _PendingCheck:
         pc = board.pc
         if self.expected is None:
             changes = {k: [a, b] for k, (a, b) in self.before.diff(after).items()}
-            board.events.append(ev.PStateChange(board.icount - 1, self.addr, self.insn, self.before.to_bits(), after.to_bits(), changes))
+            board._emit(ev.PStateChange(board.icount - 1, self.addr, self.insn, self.before.to_bits(), after.to_bits(), changes))
             return
         exp = self.expected
         qemu_pstate = qemu_pc = None
@@ -902,7 +955,7 @@ class _PendingCheck:
             note = (note + "; " if note else "") + f"Unicorn's ERET differed ({fields or 'pc'}); Arm result applied"
             board.set_pstate(exp.pstate)
             board.pc = exp.pc
-        board.events.append(
+        board._emit(
             ev.ExceptionReturn(
                 board.icount - 1, self.addr, self.before.el, exp.pstate.el, self.before.to_bits(),
                 exp.pstate.to_bits(), self.spsr, self.elr, exp.illegal, qemu_pstate, qemu_pc, note,

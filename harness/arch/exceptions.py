@@ -1,0 +1,227 @@
+"""Exception entry, routing, masking and return: AArch64.TakeException and
+AArch64.ExceptionReturn of the Arm ARM (J1.1), as facts §1-§2 summarise them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from harness.arch.features import Features
+from harness.arch.pstate import PState
+from harness.arch.syndrome import EC
+
+# HCR_EL2 and SCR_EL3 bits the rules read.
+HCR_FMO, HCR_IMO, HCR_AMO = 1 << 3, 1 << 4, 1 << 5
+HCR_TWI, HCR_TWE, HCR_TSC = 1 << 13, 1 << 14, 1 << 19
+HCR_TGE, HCR_RW, HCR_E2H = 1 << 27, 1 << 31, 1 << 34
+SCR_NS, SCR_IRQ, SCR_FIQ, SCR_EA, SCR_RW = 1 << 0, 1 << 1, 1 << 2, 1 << 3, 1 << 10
+SCTLR_NTWI, SCTLR_NTWE, SCTLR_SPAN = 1 << 16, 1 << 18, 1 << 23
+
+
+class ExceptionType(Enum):
+    """Vector type offsets within a vector group."""
+
+    SYNC = 0x000
+    IRQ = 0x080
+    FIQ = 0x100
+    SERROR = 0x180
+
+
+@dataclass(frozen=True)
+class SysCtx:
+    """The system registers these rules read."""
+
+    hcr_el2: int = 0
+    scr_el3: int = 0x501
+    sctlr_el1: int = 0
+    sctlr_el2: int = 0
+    sctlr_el3: int = 0
+    vbar_el1: int = 0
+    vbar_el2: int = 0
+    vbar_el3: int = 0
+
+    def vbar(self, el: int) -> int:
+        return (0, self.vbar_el1, self.vbar_el2, self.vbar_el3)[el]
+
+    def sctlr(self, el: int) -> int:
+        return (0, self.sctlr_el1, self.sctlr_el2, self.sctlr_el3)[el]
+
+    @property
+    def e2h(self) -> bool:
+        return bool(self.hcr_el2 & HCR_E2H)
+
+    @property
+    def tge(self) -> bool:
+        return bool(self.hcr_el2 & HCR_TGE)
+
+
+def el_is_in_host(el: int, ctx: SysCtx) -> bool:
+    """ELIsInHost(): EL2 with E2H==1, or EL0 with E2H==1 and TGE==1."""
+    if el == 2:
+        return ctx.e2h
+    if el == 0:
+        return ctx.e2h and ctx.tge
+    return False
+
+
+def route_sync(ec: int, from_el: int, ctx: SysCtx, features: Features) -> int:
+    """Target EL of a synchronous exception of class `ec` raised at `from_el`."""
+    if from_el == 3:
+        return 3
+    if ec == EC.SVC64:
+        # AArch64.CallSupervisor: EL0 -> EL1, or EL2 when HCR_EL2.TGE routes EL0 exceptions there.
+        return (2 if ctx.tge else 1) if from_el == 0 else from_el
+    if ec == EC.HVC64:
+        return 2  # AArch64.CallHypervisor
+    if ec == EC.SMC64:
+        # AArch64.CheckForSMCUndefOrTrap: HCR_EL2.TSC traps EL1's SMC to EL2.
+        return 2 if from_el == 1 and ctx.hcr_el2 & HCR_TSC else 3
+    if ec == EC.WFX:
+        # AArch64.CheckForWFxTrap: EL0 first checks SCTLR_EL1.nTWx (unless TGE), then HCR_EL2.TWx.
+        if from_el == 0 and not ctx.tge and not (ctx.sctlr_el1 & (SCTLR_NTWI | SCTLR_NTWE)):
+            return 1
+        return 2
+    if ec == EC.SYS64:
+        return 2
+    # UNDEFINED, BRK, aborts: the current EL, EL0 going to EL1 (EL2 with TGE).
+    if from_el == 0:
+        return 2 if ctx.tge else 1
+    return from_el
+
+
+def route_async(kind: ExceptionType, from_el: int, ctx: SysCtx) -> int:
+    """Target EL of an IRQ/FIQ/SError (AArch64.TakePhysical*Exception routing)."""
+    scr_bit, hcr_bit = {
+        ExceptionType.IRQ: (SCR_IRQ, HCR_IMO),
+        ExceptionType.FIQ: (SCR_FIQ, HCR_FMO),
+        ExceptionType.SERROR: (SCR_EA, HCR_AMO),
+    }[kind]
+    if ctx.scr_el3 & scr_bit or from_el == 3:
+        return 3
+    if from_el == 2 or ctx.hcr_el2 & hcr_bit or ctx.tge:
+        return 2
+    return 1
+
+
+def async_masked(kind: ExceptionType, target_el: int, pstate: PState, ctx: SysCtx) -> bool:
+    """An interrupt is taken when its target EL is above the current one, or equal with
+    its PSTATE mask clear; never to a lower EL (AArch64 interrupt masking, D1.13.4)."""
+    if target_el < pstate.el:
+        return True
+    if target_el > pstate.el:
+        return False
+    mask = {ExceptionType.IRQ: pstate.i, ExceptionType.FIQ: pstate.f, ExceptionType.SERROR: pstate.a}[kind]
+    return bool(mask)
+
+
+def vector_offset(kind: ExceptionType, from_el: int, target_el: int, pstate: PState) -> int:
+    """0x000 same EL with SP_EL0, 0x200 same EL with SP_ELx, 0x400 lower EL AArch64, 0x600 lower AArch32."""
+    if target_el == from_el:
+        base = 0x200 if pstate.sp else 0x000
+    else:
+        base = 0x600 if pstate.nrw else 0x400
+    return base + kind.value
+
+
+@dataclass(frozen=True)
+class ExceptionEntry:
+    kind: ExceptionType
+    from_el: int
+    target_el: int
+    pstate_before: PState
+    pstate: PState
+    spsr: int
+    elr: int
+    esr: int | None
+    far: int | None
+    vector: int
+    vector_offset: int
+
+
+def take_exception(
+    pstate: PState,
+    target_el: int,
+    kind: ExceptionType,
+    ctx: SysCtx,
+    features: Features,
+    *,
+    preferred_return: int,
+    esr: int | None = None,
+    far: int | None = None,
+) -> ExceptionEntry:
+    """AArch64.TakeException, in the order of facts §1."""
+    spsr = pstate.to_bits()  # 1. GetPSRFromPSTATE
+    new = pstate.replace(el=target_el, sp=1, ss=0, il=0, d=1, a=1, i=1, f=1, nrw=0)
+    if features.has_uao:
+        new = new.replace(uao=0)  # 2. PSTATE.UAO = 0 on every entry
+    # 6. PSTATE.PAN = 1 for EL1, or EL2 in host (E2H && TGE), when SCTLR_ELx.SPAN == 0.
+    pan_regime = target_el == 1 or (target_el == 2 and el_is_in_host(0, ctx))
+    if features.has_pan and pan_regime and not (ctx.sctlr(target_el) & SCTLR_SPAN):
+        new = new.replace(pan=1)
+    offset = vector_offset(kind, pstate.el, target_el, pstate)
+    vector = (ctx.vbar(target_el) & ~0x7FF) + offset
+    return ExceptionEntry(
+        kind, pstate.el, target_el, pstate, new, spsr, preferred_return,
+        None if kind in (ExceptionType.IRQ, ExceptionType.FIQ) else esr, far, vector, offset,
+    )
+
+
+@dataclass(frozen=True)
+class ExceptionReturn:
+    pstate: PState
+    pc: int
+    illegal: bool
+    reason: str | None
+
+
+def illegal_return_reason(pstate: PState, spsr: int, ctx: SysCtx, features: Features) -> str | None:
+    """IllegalExceptionReturn(): why returning with this SPSR is illegal, or None."""
+    target = (spsr >> 2) & 3
+    if (spsr >> 4) & 1:
+        return "SPSR.M[4]=1 (AArch32) is not supported by this PE"
+    if (spsr >> 1) & 1:
+        return "SPSR.M[1]=1 is a reserved mode"
+    if target > pstate.el:
+        return f"SPSR targets EL{target}, above the current EL{pstate.el}"
+    if (target == 2 and not features.has_el2) or (target == 3 and not features.has_el3):
+        return f"EL{target} is not implemented"
+    if target == 0 and spsr & 1:
+        return "SPSR targets EL0 with SP_EL0 selection bit set (EL0h does not exist)"
+    el2_enabled = features.has_el2 and bool(ctx.scr_el3 & SCR_NS)
+    if target == 2 and features.has_el3 and not ctx.scr_el3 & SCR_NS:
+        return "EL2 target with SCR_EL3.NS==0 (Secure EL2 not implemented)"
+    if target == 1 and el2_enabled and ctx.tge:
+        return "EL1 target while HCR_EL2.TGE==1"
+    if target == 1 and el2_enabled and not ctx.hcr_el2 & HCR_RW:
+        return "EL1 target is AArch32 (HCR_EL2.RW==0) but SPSR says AArch64"
+    if target == 2 and features.has_el3 and not ctx.scr_el3 & SCR_RW:
+        return "EL2 target is AArch32 (SCR_EL3.RW==0) but SPSR says AArch64"
+    return None
+
+
+def exception_return(pstate: PState, spsr: int, elr: int, ctx: SysCtx, features: Features) -> ExceptionReturn:
+    """AArch64.ExceptionReturn + SetPSTATEFromPSR: PAN and UAO are restored even when illegal."""
+    reason = illegal_return_reason(pstate, spsr, ctx, features)
+    s = PState.from_bits(spsr)
+    new = pstate.replace(
+        n=s.n, z=s.z, c=s.c, v=s.v, d=s.d, a=s.a, i=s.i, f=s.f,
+        ss=0,  # DebugExceptionReturnSS: software step is not modelled (MDSCR_EL1.SS=0)
+        pan=s.pan if features.has_pan else pstate.pan,
+        uao=s.uao if features.has_uao else pstate.uao,
+    )
+    if reason is None:
+        new = new.replace(el=s.el, sp=s.sp, il=s.il, nrw=0)
+    else:
+        new = new.replace(il=1)  # illegal: EL, SP and nRW stay
+    return ExceptionReturn(new, elr, reason is not None, reason)
+
+
+def qemu_exception_return(pstate: PState, spsr: int, elr: int, ctx: SysCtx, features: Features) -> ExceptionReturn:
+    """Where QEMU 5.0's helper_exception_return (which Unicorn runs) differs from the Arm rules:
+    SPSR.IL=1 is treated as an illegal return, and an illegal return restores only NZCV and DAIF."""
+    arm = exception_return(pstate, spsr, elr, ctx, features)
+    if not arm.illegal and not (spsr >> 20) & 1:
+        return arm
+    s = PState.from_bits(spsr)
+    new = pstate.replace(n=s.n, z=s.z, c=s.c, v=s.v, d=s.d, a=s.a, i=s.i, f=s.f, il=1, ss=0)
+    return ExceptionReturn(new, elr, True, arm.reason or "SPSR.IL=1")
