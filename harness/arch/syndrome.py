@@ -10,6 +10,7 @@ from enum import Enum, IntEnum
 class EC(IntEnum):
     UNKNOWN = 0x00
     WFX = 0x01
+    ILLEGAL_STATE = 0x0E
     SVC64 = 0x15
     HVC64 = 0x16
     SMC64 = 0x17
@@ -27,6 +28,7 @@ class EC(IntEnum):
 _EC_TEXT = {
     EC.UNKNOWN: "unknown reason / UNDEFINED",
     EC.WFX: "WFI/WFE trapped",
+    EC.ILLEGAL_STATE: "Illegal Execution state",
     EC.SVC64: "SVC",
     EC.HVC64: "HVC",
     EC.SMC64: "SMC",

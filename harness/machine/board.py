@@ -179,6 +179,7 @@ class Board:
         self._action: tuple[str, int] | None = None  # (what, pc) a hook asked the run loop to do
         self._check: _PendingCheck | None = None
         self._snapshots = False
+        self._counted_tbs = False
         # Debugger watch: called with every event; a non-empty string stops the run with that message.
         self.stop_on_event: Callable[[ev.Event], str | None] | None = None
         self._stepping = False
@@ -504,6 +505,11 @@ class Board:
         self._halt("halted", "WFI/WFE with no interrupt pending: the CPU would sleep forever")
 
     def _emu(self, pc: int, count: int = 0) -> None:
+        if count and not self._counted_tbs:
+            # Unicorn adds its count hook without dropping blocks translated in free run,
+            # and those never call it: a count=1 "step" would then run on (verified).
+            self.uc.ctl_flush_tb()
+        self._counted_tbs = bool(count)  # leaving count mode, Unicorn flushes by itself
         try:
             self.uc.emu_start(pc, _UNTIL, 0, count)
         except UcError as e:
@@ -683,11 +689,11 @@ class Board:
 
     def _mmu_regs(self, ctx: SysCtx) -> dict[str, int]:
         regs = {"HCR_EL2": ctx.hcr_el2, "SCTLR_EL1": ctx.sctlr_el1, "SCTLR_EL2": ctx.sctlr_el2}
-        for name in ("TTBR0_EL1", "TTBR1_EL1", "TCR_EL1", "TTBR0_EL2", "TTBR1_EL2", "TCR_EL2"):
-            try:
-                regs[name] = self._cpr(SYSREGS[name])
-            except (UcError, KeyError):
-                regs[name] = 0
+        names = ["TTBR0_EL1", "TTBR1_EL1", "TCR_EL1", "TTBR0_EL2", "TCR_EL2"]
+        if self.features.has_vhe:
+            names.append("TTBR1_EL2")  # only a VHE CPU has it; reading it elsewhere makes Unicorn warn
+        for name in names:
+            regs[name] = self._cpr(SYSREGS[name])
         return regs
 
     def _fault_code(self, tr: pagetable.Translation, what: str, pc: int) -> tuple[int, str]:
@@ -753,6 +759,11 @@ class Board:
         if "no_pan_on_entry" in self.quirks:
             pstate = pstate.replace(pan=before.pan)
         return dataclasses.replace(entry, pstate=pstate)
+
+    def _illegal_state(self, pc: int) -> None:
+        ps = self.pstate()
+        target = route_sync(EC.ILLEGAL_STATE, ps.el, self.sysctx(), self.features)
+        self._take(ExceptionType.SYNC, target, syndrome.make_esr(EC.ILLEGAL_STATE, 0), None, pc, "illegal_state")
 
     def _cpr_write(self, name: str, value: int) -> None:
         reg = SYSREGS[name]
@@ -961,6 +972,10 @@ class _PendingCheck:
                 exp.pstate.to_bits(), self.spsr, self.elr, exp.illegal, qemu_pstate, qemu_pc, note,
             )
         )
+        if exp.pstate.il:
+            # With PSTATE.IL=1 the next instruction takes an Illegal Execution state exception
+            # (D1.4.4); Unicorn's translator never raises it, so the board does.
+            board._illegal_state(exp.pc)
 
 
 def run_program(image, *, cpu: str = "max", max_insns: int = DEFAULT_MAX_INSNS, el: int = 2, **board_kwargs) -> RunResult:
