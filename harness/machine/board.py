@@ -479,6 +479,11 @@ class Board:
             if what == "breakpoint":
                 self._halt("breakpoint", f"breakpoint at {self.location(pc)}")
                 return
+            if what == "inject":
+                # Taken before the labelled instruction; if masked it stays armed and is
+                # retried after the next ERET or PSTATE write (both are observe points).
+                self._deliver_pending()
+                return
             self._step_one()  # runs the hooked ERET / PSTATE write (or the injection point) natively
             self._deliver_pending()
             return

@@ -1,0 +1,642 @@
+"""Layout in Python, encoding by keystone one statement at a time, checking by capstone.
+
+Python knows every statement's address (each instruction is 4 bytes), so labels,
+literal pools, `adrp`/`:lo12:` and the extension mnemonics keystone lacks (MSR/MRS
+with any system register, `msr pan|uao, #imm`, `esb`) are resolved here; keystone
+only ever sees one plain instruction with a symbol resolver, in a child process.
+Every emitted word is disassembled and checked against its statement.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import capstone
+
+from harness.arch.features import FEATURES_MAX, Features
+from harness.arch.sysregs import PSTATE_MSR_IMM, UnknownSysReg, encode_mrs, encode_msr, encode_msr_imm, lookup
+from harness.asm.expr import ExprError, evaluate
+from harness.asm.image import AsmError, Image, Segment, SourceLoc
+from harness.asm.preprocess import Preprocessor, Stmt
+
+DEFAULT_BASE = 0x4008_0000
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+INCLUDE_DIRS = [PROJECT_ROOT / "asm" / "include", PROJECT_ROOT / "asm"]
+_NOP = (0xD503201F).to_bytes(4, "little")
+_DECIMAL = re.compile(r"(?<![\w.$])(-?)(\d+)(?![\w.])")
+_IMM = re.compile(r"#(-?(?:0x[0-9a-fA-F]+|\d+))")
+_FIXED_WORDS = {"esb": 0xD503221F, "csdb": 0xD503229F, "psb csync": 0xD503223F, "sb": 0xD50330FF}
+_DATA_SIZES = {
+    ".byte": 1, ".hword": 2, ".short": 2, ".2byte": 2, ".word": 4, ".long": 4, ".int": 4,
+    ".4byte": 4, ".quad": 8, ".xword": 8, ".8byte": 8, ".dword": 8,
+}
+_IGNORED = {
+    ".global", ".globl", ".type", ".size", ".weak", ".hidden", ".local", ".file", ".loc", ".ident",
+    ".arch", ".cpu", ".arch_extension", ".purgem", ".func", ".endfunc", ".end", ".protected",
+    ".cfi_startproc", ".cfi_endproc", ".cfi_sections", ".cfi_def_cfa", ".cfi_offset", ".cfi_def_cfa_offset",
+    ".cfi_restore", ".cfi_undefined", ".cfi_signal_frame", ".cfi_adjust_cfa_offset", ".cfi_rel_offset",
+    ".cfi_register", ".cfi_def_cfa_register", ".cfi_same_value", ".cfi_return_column", ".cfi_window_save",
+    ".cfi_remember_state", ".cfi_restore_state", ".cfi_escape", ".cfi_personality", ".cfi_lsda",
+    ".ltorg_disable", ".subsection",
+}
+
+
+@dataclass
+class _Item:
+    kind: str  # insn | word | data | bytes | pool
+    offset: int
+    size: int
+    stmt: Stmt
+    text: str = ""
+    values: list[str] = field(default_factory=list)
+    raw: bytes = b""
+    width: int = 0
+
+
+@dataclass
+class _Section:
+    name: str
+    flags: str
+    items: list[_Item] = field(default_factory=list)
+    size: int = 0
+    pool: list[tuple[str, str, int, Stmt]] = field(default_factory=list)
+    addr: int = 0
+    labels: dict[str, int] = field(default_factory=dict)
+
+
+def _section_flags(name: str, spec: str | None) -> str:
+    if spec is not None:
+        flags = "r"
+        if "w" in spec:
+            flags += "w"
+        if "x" in spec:
+            flags += "x"
+        return flags
+    if name.startswith(".text") or ".text" in name or name.startswith(".vectors") or name == ".init":
+        return "rx"
+    if name.startswith(".rodata"):
+        return "r"
+    return "rw"
+
+
+class Assembler:
+    def __init__(self, features: Features, base: int, section_addresses: Mapping[str, int] | None) -> None:
+        self.features = features
+        self.base = base
+        self.section_addresses = dict(section_addresses or {})
+        self.sections: dict[str, _Section] = {}
+        self.symbols: dict[str, int] = {}
+        self.equates: dict[str, tuple[str, Stmt]] = {}
+        self.globals: set[str] = set()
+        self._pool_n = 0
+
+    # ------------------------------------------------------------ layout
+
+    def layout(self, stmts: list[Stmt]) -> None:
+        cur = self._section(".text", None)
+        stack: list[_Section] = []
+        previous = cur
+        label_at: list[tuple[str, _Section, int, Stmt]] = []
+        for st in stmts:
+            for lab in st.labels:
+                label_at.append((lab, cur, cur.size, st))
+                if lab in cur.labels or any(lab in s.labels for s in self.sections.values()):
+                    raise AsmError(f"label {lab!r} defined twice", st.loc, st.via)
+                cur.labels[lab] = cur.size
+            text = st.text
+            if not text:
+                continue
+            head, _, rest = text.partition(" ")
+            head_l = head.lower()
+            rest = rest.strip()
+            if head_l.startswith("."):
+                if head_l in (".text", ".data", ".bss", ".rodata"):
+                    previous, cur = cur, self._section(head_l, None)
+                elif head_l in (".section", ".pushsection"):
+                    name, spec = _section_spec(rest, st)
+                    if head_l == ".pushsection":
+                        stack.append(cur)
+                    previous, cur = cur, self._section(name, spec)
+                elif head_l == ".popsection":
+                    if not stack:
+                        raise AsmError(".popsection without .pushsection", st.loc, st.via)
+                    previous, cur = cur, stack.pop()
+                elif head_l == ".previous":
+                    previous, cur = cur, previous
+                elif head_l in (".align", ".p2align", ".balign", ".balignw", ".balignl"):
+                    args = [a.strip() for a in rest.split(",")]
+                    n = self._const(args[0], st)
+                    align = n if head_l.startswith(".balign") else 1 << n
+                    if align <= 0 or align & (align - 1):
+                        raise AsmError(f"alignment {align} is not a power of two", st.loc, st.via)
+                    self._pad(cur, (-cur.size) % align, st)
+                elif head_l in _DATA_SIZES:
+                    vals = _split_commas(rest)
+                    size = _DATA_SIZES[head_l]
+                    self._add(cur, _Item("data", cur.size, size * len(vals), st, values=vals, width=size))
+                elif head_l == ".inst":
+                    vals = _split_commas(rest)
+                    for v in vals:
+                        self._add(cur, _Item("word", cur.size, 4, st, values=[v], width=4))
+                elif head_l in (".ascii", ".asciz", ".string"):
+                    data = b"".join(_parse_string(s, st) + (b"\0" if head_l != ".ascii" else b"") for s in _split_commas(rest))
+                    self._add(cur, _Item("bytes", cur.size, len(data), st, raw=data))
+                elif head_l in (".space", ".skip", ".zero"):
+                    args = _split_commas(rest)
+                    n = self._const(args[0], st, cur)
+                    fill = self._const(args[1], st) if len(args) > 1 else 0
+                    self._add(cur, _Item("bytes", cur.size, n, st, raw=bytes([fill & 0xFF]) * n))
+                elif head_l == ".fill":
+                    args = _split_commas(rest)
+                    rep = self._const(args[0], st, cur)
+                    size = self._const(args[1], st) if len(args) > 1 else 1
+                    val = self._const(args[2], st) if len(args) > 2 else 0
+                    raw = (val & ((1 << (8 * min(size, 8))) - 1)).to_bytes(min(size, 8), "little").ljust(size, b"\0")
+                    self._add(cur, _Item("bytes", cur.size, rep * size, st, raw=raw * rep))
+                elif head_l == ".org":
+                    target = self._const(rest, st, cur)
+                    if target < cur.size:
+                        raise AsmError(f".org {target:#x} moves backwards (at {cur.size:#x})", st.loc, st.via)
+                    self._pad(cur, target - cur.size, st)
+                elif head_l in (".ltorg", ".pool"):
+                    self._flush_pool(cur, st)
+                elif head_l in (".equ", ".set"):
+                    name, _, value = rest.partition(",")
+                    self.equates[name.strip()] = (value.strip(), st)
+                elif head_l in (".global", ".globl"):
+                    self.globals.update(n.strip() for n in rest.split(","))
+                elif head_l in _IGNORED:
+                    pass
+                else:
+                    raise AsmError(f"unknown directive {head}", st.loc, st.via)
+                continue
+            m = re.match(r"^([A-Za-z_.$][\w.$]*)\s*=\s*(.+)$", text)
+            if m:
+                self.equates[m.group(1)] = (m.group(2), st)
+                continue
+            lit = re.match(r"^ldr\s+([xw]\d+|[xw]zr|lr|fp)\s*,\s*=\s*(.+)$", text, re.IGNORECASE)
+            if lit:
+                reg, expr = lit.group(1), lit.group(2).strip()
+                width = 4 if reg.lower().startswith("w") else 8
+                label = self._pool_label(cur, expr, width, st)
+                text = f"ldr {reg}, {label}"
+            self._add(cur, _Item("insn", cur.size, 4, st, text=text))
+        for sec in self.sections.values():
+            self._flush_pool(sec, None)
+        self._place()
+        for lab, sec, off, _st in label_at:
+            self.symbols[lab] = sec.addr + off
+        for sec in self.sections.values():
+            for lab, off in sec.labels.items():
+                self.symbols[lab] = sec.addr + off
+        self._resolve_equates()
+
+    def _section(self, name: str, spec: str | None) -> _Section:
+        sec = self.sections.get(name)
+        if sec is None:
+            sec = self.sections[name] = _Section(name, _section_flags(name, spec))
+        return sec
+
+    def _add(self, sec: _Section, item: _Item) -> None:
+        item.offset = sec.size
+        sec.items.append(item)
+        sec.size += item.size
+
+    def _pad(self, sec: _Section, n: int, st: Stmt) -> None:
+        if n <= 0:
+            return
+        if "x" in sec.flags and n % 4 == 0 and sec.size % 4 == 0:
+            raw = _NOP * (n // 4)  # GNU as pads code with NOPs
+        else:
+            raw = b"\0" * n
+        self._add(sec, _Item("bytes", sec.size, n, st, raw=raw))
+
+    def _pool_label(self, sec: _Section, expr: str, width: int, st: Stmt) -> str:
+        for label, e, w, _ in sec.pool:
+            if e == expr and w == width:
+                return label
+        label = f"__pool_{self._pool_n}"
+        self._pool_n += 1
+        sec.pool.append((label, expr, width, st))
+        return label
+
+    def _flush_pool(self, sec: _Section, st: Stmt | None) -> None:
+        if not sec.pool:
+            return
+        first = sec.pool[0][3]
+        self._pad(sec, (-sec.size) % 8, st or first)
+        for label, expr, width, pst in sec.pool:
+            sec.labels[label] = sec.size
+            self._add(sec, _Item("pool", sec.size, width, pst, values=[expr], width=width))
+        sec.pool = []
+
+    def _place(self) -> None:
+        addr = self.base
+        placed: list[tuple[int, int, str]] = []
+        for name, addr_fixed in self.section_addresses.items():
+            if name in self.sections:
+                self.sections[name].addr = addr_fixed
+        for sec in self.sections.values():
+            if sec.name in self.section_addresses:
+                continue
+            if not sec.size and not sec.labels:
+                sec.addr = addr
+                continue
+            # Keep clear of sections given fixed addresses.
+            while True:
+                addr = (addr + 0xFFF) & ~0xFFF
+                clash = [s for s in self.sections.values() if s.name in self.section_addresses
+                         and s.addr < addr + sec.size and addr < s.addr + max(s.size, 1)]
+                if not clash:
+                    break
+                addr = clash[0].addr + clash[0].size
+            sec.addr = addr
+            addr += sec.size
+        for sec in self.sections.values():
+            if sec.size:
+                placed.append((sec.addr, sec.addr + sec.size, sec.name))
+        placed.sort()
+        for (a0, a1, n0), (b0, _b1, n1) in zip(placed, placed[1:], strict=False):
+            if b0 < a1:
+                raise AsmError(f"sections {n0} and {n1} overlap ({a0:#x}..{a1:#x} and {b0:#x})")
+
+    def _resolve_equates(self) -> None:
+        pending = dict(self.equates)
+        for _ in range(len(pending) + 1):
+            progress = False
+            for name, (expr, st) in list(pending.items()):
+                try:
+                    self.symbols[name] = evaluate(expr, self.symbols)
+                except ExprError:
+                    continue
+                del pending[name]
+                progress = True
+            if not progress:
+                break
+        for name, (expr, st) in pending.items():
+            try:
+                evaluate(expr, self.symbols)
+            except ExprError as e:
+                raise AsmError(f"cannot evaluate .equ {name}: {e}", st.loc, st.via) from None
+
+    def _const(self, expr: str, st: Stmt, sec: _Section | None = None) -> int:
+        syms = {k: evaluate(v[0], {}) for k, v in self.equates.items() if _is_const(v[0])}
+        if sec is not None:
+            syms.update(sec.labels)
+            syms["."] = sec.size
+        try:
+            return evaluate(expr, syms)
+        except ExprError as e:
+            raise AsmError(f"cannot evaluate {expr!r} here: {e}", st.loc, st.via) from None
+
+    # ------------------------------------------------------------ encoding
+
+    def encode(self) -> Image:
+        work: list[tuple[_Section, _Item, str]] = []
+        fixed: dict[int, int] = {}
+        for sec in self.sections.values():
+            for item in sec.items:
+                if item.kind != "insn":
+                    continue
+                addr = sec.addr + item.offset
+                text, word = self._prepare(item, addr)
+                if word is not None:
+                    fixed[addr] = word
+                else:
+                    work.append((sec, item, text))
+        results = _keystone([(text, sec.addr + item.offset) for sec, item, text in work], self.symbols,
+                            [item.stmt for _, item, _ in work])
+        words = dict(fixed)
+        for (sec, item, text), enc in zip(work, results, strict=True):
+            if len(enc) != 4:
+                what = "dropped the statement (no bytes)" if not enc else f"produced {len(enc)} bytes"
+                raise AsmError(f"keystone {what} for {text!r}", item.stmt.loc, item.stmt.via)
+            words[sec.addr + item.offset] = int.from_bytes(enc, "little")
+        segments: list[Segment] = []
+        lines: list[tuple[int, int, SourceLoc]] = []
+        insn_addrs: list[int] = []
+        for sec in self.sections.values():
+            if not sec.size:
+                continue
+            buf = bytearray(sec.size)
+            for item in sec.items:
+                addr = sec.addr + item.offset
+                if item.kind == "insn":
+                    word = words[addr]
+                    _check(word, addr, item, self.symbols)
+                    buf[item.offset : item.offset + 4] = word.to_bytes(4, "little")
+                    insn_addrs.append(addr)
+                elif item.kind in ("data", "word", "pool"):
+                    for k, v in enumerate(item.values):
+                        val = self._eval(v, item, addr + k * item.width)
+                        buf[item.offset + k * item.width : item.offset + (k + 1) * item.width] = _pack(val, item.width, item)
+                    if item.kind == "word":
+                        insn_addrs.append(addr)
+                else:
+                    buf[item.offset : item.offset + item.size] = item.raw
+                if item.kind != "pool" and item.size:
+                    lines.append((addr, item.size, item.stmt.loc))
+            segments.append(Segment(sec.name, sec.addr, bytes(buf), sec.flags))
+        entry = self.symbols.get("_start")
+        if entry is None:
+            code = [s for s in segments if "x" in s.flags]
+            entry = code[0].addr if code else (segments[0].addr if segments else self.base)
+        return Image(segments, dict(self.symbols), entry, lines, [], sorted(insn_addrs))
+
+    def _eval(self, expr: str, item: _Item, dot: int) -> int:
+        syms = dict(self.symbols)
+        syms["."] = dot
+        try:
+            return evaluate(expr, syms)
+        except ExprError as e:
+            raise AsmError(f"cannot evaluate {expr!r}: {e}", item.stmt.loc, item.stmt.via) from None
+
+    def _prepare(self, item: _Item, addr: int) -> tuple[str, int | None]:
+        """Resolve what keystone cannot: sysregs, PSTATE fields, adrp, :lo12:, constant immediates."""
+        st = item.stmt
+        text = re.sub(r"\s+", " ", item.text.strip())
+        low = text.lower()
+        if low in _FIXED_WORDS:
+            return text, _FIXED_WORDS[low]
+        m = re.match(r"^(msr|mrs)\s+(.+)$", text, re.IGNORECASE)
+        if m:
+            return text, self._sysreg_insn(m.group(1).lower(), m.group(2), st, addr)
+        text = re.sub(r"#?:lo12:\s*([^,\]]+)", lambda mm: f"#{self._eval(mm.group(1), item, addr) & 0xFFF}", text)
+        m = re.match(r"^adrp\s+(x\d+|xzr)\s*,\s*(.+)$", text, re.IGNORECASE)
+        if m:
+            target = self._eval(m.group(2), item, addr)
+            rd = 31 if m.group(1).lower() == "xzr" else int(m.group(1)[1:])
+            imm = (target >> 12) - (addr >> 12)
+            if not -(1 << 20) <= imm < (1 << 20):
+                raise AsmError(f"adrp target {target:#x} out of range", st.loc, st.via)
+            imm &= (1 << 21) - 1
+            return text, 0x90000000 | (imm & 3) << 29 | (imm >> 2) << 5 | rd
+        text = re.sub(r"#\s*([^,\]\s][^,\]]*)", lambda mm: self._immediate(mm, item, addr), text)
+        # keystone 0.9.2 with a symbol resolver installed reads decimal literals as hex
+        # ("mov x1, #10" gives #0x10; verified): hand it hex only.
+        text = _DECIMAL.sub(lambda mm: f"{mm.group(1)}{int(mm.group(2)):#x}", text)
+        item.text = text
+        return text, None
+
+    def _immediate(self, mm: re.Match, item: _Item, addr: int) -> str:
+        expr = mm.group(1).strip()
+        if re.fullmatch(r"-?(0x[0-9a-fA-F]+|\d+)", expr):
+            return "#" + expr
+        try:
+            val = evaluate(expr, {**self.symbols, ".": addr})
+        except ExprError:
+            return mm.group(0)  # e.g. a shift form keystone knows; let it decide
+        return f"#{val:#x}" if val >= 0 else f"#{val}"
+
+    def _sysreg_insn(self, op: str, operands: str, st: Stmt, addr: int) -> int:
+        parts = [p.strip() for p in operands.split(",")]
+        if len(parts) != 2:
+            raise AsmError(f"{op} takes two operands", st.loc, st.via)
+        try:
+            if op == "mrs":
+                rt = _xreg(parts[0], st)
+                return encode_mrs(rt, lookup(parts[1]))
+            field = parts[0].lower()
+            if field in PSTATE_MSR_IMM and parts[1].startswith("#"):
+                imm = evaluate(parts[1][1:], {**self.symbols, ".": addr})
+                return encode_msr_imm(field, imm)
+            return encode_msr(lookup(parts[0]), _xreg(parts[1], st))
+        except UnknownSysReg as e:
+            raise AsmError(str(e), st.loc, st.via) from None
+        except (ExprError, ValueError) as e:
+            raise AsmError(str(e), st.loc, st.via) from None
+
+
+def _xreg(text: str, st: Stmt) -> int:
+    t = text.strip().lower()
+    if t == "xzr":
+        return 31
+    if re.fullmatch(r"x([0-9]|[12][0-9]|30)", t):
+        return int(t[1:])
+    raise AsmError(f"expected a 64-bit register, got {text!r}", st.loc, st.via)
+
+
+def _pack(val: int, width: int, item: _Item) -> bytes:
+    lo, hi = -(1 << (8 * width - 1)), (1 << (8 * width)) - 1
+    if not lo <= val <= hi:
+        raise AsmError(f"value {val:#x} does not fit in {width} bytes", item.stmt.loc, item.stmt.via)
+    return (val & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
+
+
+def _is_const(expr: str) -> bool:
+    try:
+        evaluate(expr, {})
+        return True
+    except ExprError:
+        return False
+
+
+def _section_spec(rest: str, st: Stmt) -> tuple[str, str | None]:
+    parts = _split_commas(rest)
+    if not parts or not parts[0]:
+        raise AsmError(".section needs a name", st.loc, st.via)
+    spec = parts[1].strip().strip('"') if len(parts) > 1 else None
+    return parts[0].strip().strip('"'), spec
+
+
+def _split_commas(text: str) -> list[str]:
+    out, cur, depth, in_str = [], [], 0, False
+    for ch in text:
+        if ch == '"':
+            in_str = not in_str
+        elif not in_str and ch == "(":
+            depth += 1
+        elif not in_str and ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0 and not in_str:
+            out.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    if cur or out:
+        out.append("".join(cur).strip())
+    return [o for o in out if o != ""] if out != [""] else []
+
+
+def _parse_string(s: str, st: Stmt) -> bytes:
+    s = s.strip()
+    if len(s) < 2 or s[0] != '"' or s[-1] != '"':
+        raise AsmError(f"expected a string, got {s!r}", st.loc, st.via)
+    try:
+        return s[1:-1].encode("latin-1").decode("unicode_escape").encode("latin-1")
+    except (UnicodeError, ValueError) as e:
+        raise AsmError(f"bad string {s}: {e}", st.loc, st.via) from None
+
+
+# ------------------------------------------------------------------ keystone worker
+
+
+class _Worker:
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+
+    def ensure(self) -> subprocess.Popen:
+        if self.proc is None or self.proc.poll() is not None:
+            env = dict(os.environ)
+            env["PYTHONPATH"] = str(PROJECT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "harness.asm.ksworker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL, text=True, env=env,
+            )
+        return self.proc
+
+    def run(self, items: list[tuple[str, int]], symbols: dict[str, int]) -> list[dict]:
+        proc = self.ensure()
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps({"syms": symbols, "items": items}) + "\n")
+        proc.stdin.flush()
+        replies = []
+        for _ in items:
+            line = proc.stdout.readline()
+            if not line:
+                break  # keystone aborted the worker on the next item
+            replies.append(json.loads(line))
+        return replies
+
+
+_WORKER = _Worker()
+
+
+def _keystone(items: list[tuple[str, int]], symbols: dict[str, int], stmts: list[Stmt]) -> list[bytes]:
+    out: list[bytes] = []
+    start = 0
+    while start < len(items):
+        replies = _WORKER.run(items[start:], symbols)
+        for k, rep in enumerate(replies):
+            st = stmts[start + k]
+            if "err" in rep:
+                raise AsmError(f"cannot assemble {items[start + k][0]!r} ({rep['err']})", st.loc, st.via)
+            out.append(bytes.fromhex(rep["hex"]))
+        start += len(replies)
+        if start < len(items):
+            st = stmts[start]
+            _WORKER.proc = None
+            raise AsmError(f"keystone crashed on {items[start][0]!r}", st.loc, st.via)
+    return out
+
+
+# ------------------------------------------------------------------ capstone check
+
+_cs = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+_CLASSES = [
+    {"mov", "movz", "movn", "orr", "add"}, {"cmp", "subs"}, {"cmn", "adds"}, {"tst", "ands"},
+    {"neg", "sub"}, {"negs", "subs"}, {"mvn", "orn"}, {"mul", "madd"}, {"mneg", "msub"},
+    {"lsl", "lsr", "asr", "ubfm", "sbfm", "ubfx", "sbfx", "ubfiz", "sbfiz", "bfi", "bfxil", "bfm", "bfc",
+     "uxtb", "uxth", "sxtb", "sxth", "sxtw"},
+    {"cset", "csinc", "cinc"}, {"csetm", "csinv", "cinv"}, {"cneg", "csneg"}, {"ror", "extr"},
+    {"smull", "smaddl"}, {"umull", "umaddl"}, {"ldr", "ldur"}, {"str", "stur"}, {"ldrb", "ldurb"},
+    {"ldrh", "ldurh"}, {"strb", "sturb"}, {"strh", "sturh"}, {"ldrsw", "ldursw"},
+    {"sys", "at", "dc", "ic", "tlbi"}, {"hint", "nop", "yield", "wfe", "wfi", "sev", "sevl"},
+    {"b.hs", "b.cs"}, {"b.lo", "b.cc"},
+]
+_CLASS_OF = {m: i for i, c in enumerate(_CLASSES) for m in c}
+_BRANCHY = {"b", "bl", "cbz", "cbnz", "tbz", "tbnz", "adr", "ldr", "ldrsw", "prfm"}
+
+
+def _check(word: int, addr: int, item: _Item, symbols: dict[str, int]) -> None:
+    got = list(_cs.disasm_lite(word.to_bytes(4, "little"), addr, 1))
+    st = item.stmt
+    if not got:
+        raise AsmError(f"emitted word {word:#010x} does not decode as an instruction", st.loc, st.via)
+    _a, _s, mnem, ops = got[0]
+    src = item.text.split(None, 1)[0].lower()
+    if re.fullmatch(r"b(eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al)", src):
+        src = "b." + src[1:]
+    if src != mnem and (src not in _CLASS_OF or _CLASS_OF.get(src) != _CLASS_OF.get(mnem)):
+        raise AsmError(f"emitted {mnem} {ops} ({word:#010x}) for this statement", st.loc, st.via)
+    if not (src in ("movz", "movn") and "lsl" in item.text):
+        emitted = [int(v, 0) for v in _IMM.findall(ops)]
+        for v in (int(x, 0) for x in _IMM.findall(item.text)):
+            if not _imm_matches(v, emitted):
+                raise AsmError(f"emitted {mnem} {ops} ({word:#010x}): immediate {v:#x} is missing", st.loc, st.via)
+    if src.startswith("b.") or src in _BRANCHY:
+        operand = item.text.split(",")[-1].strip() if "," in item.text else item.text.split(None, 1)[-1].strip()
+        if operand in symbols:
+            m = re.search(r"#(0x[0-9a-f]+)$", ops)
+            if m and int(m.group(1), 16) != symbols[operand]:
+                raise AsmError(f"emitted target {m.group(1)} but {operand} is at {symbols[operand]:#x}", st.loc, st.via)
+
+
+def _imm_matches(v: int, emitted: list[int]) -> bool:
+    """The source immediate appears in the disassembly, as itself, in 32 bits, or as imm12 << 12."""
+    for e in emitted:
+        if e == v or (e & 0xFFFFFFFF) == (v & 0xFFFFFFFF) or (e << 12) == v:
+            return True
+    return False
+
+
+# ------------------------------------------------------------------ API
+
+
+def _preprocessor(features: Features | None, defines, overrides, root: Path) -> Preprocessor:
+    feats = features or FEATURES_MAX
+    pp = Preprocessor(caps=feats.caps, defines=defines, include_dirs=INCLUDE_DIRS, overrides=overrides)
+    pp.display_root = root
+    return pp
+
+
+def _assemble(pp: Preprocessor, path: Path, text: str | None, features, base, section_addresses) -> Image:
+    stmts = pp.statements(pp.cpp(path, text))
+    asm = Assembler(features or FEATURES_MAX, base, section_addresses)
+    asm.layout(stmts)
+    image = asm.encode()
+    image.source_files = list(pp.files)
+    return image
+
+
+def assemble_file(
+    path: str | os.PathLike,
+    *,
+    features: Features | None = None,
+    defines: Mapping[str, int | str] | None = None,
+    base: int = DEFAULT_BASE,
+    section_addresses: Mapping[str, int] | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> Image:
+    p = Path(path)
+    pp = _preprocessor(features, defines, overrides, Path.cwd())
+    if str(p.resolve()) not in pp.overrides and not p.is_file():
+        raise AsmError(f"{p}: no such file")
+    return _assemble(pp, p, None, features, base, section_addresses)
+
+
+def assemble_text(text: str, filename: str = "<string>", **kwargs) -> Image:
+    features = kwargs.pop("features", None)
+    pp = _preprocessor(features, kwargs.pop("defines", None), kwargs.pop("overrides", None), Path.cwd())
+    return _assemble(pp, Path(filename), text, features, kwargs.pop("base", DEFAULT_BASE),
+                     kwargs.pop("section_addresses", None))
+
+
+def expand_for_gnu_as(
+    path: str | os.PathLike,
+    *,
+    features: Features | None = None,
+    defines: Mapping[str, int | str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> tuple[str, list[SourceLoc]]:
+    """The fully preprocessed source, one statement per line, that GNU as assembles to the same
+    words; with the origin of each line, so the two assemblers can be compared statement by statement."""
+    pp = _preprocessor(features, defines, overrides, Path.cwd())
+    stmts = pp.statements(pp.cpp(Path(path)))
+    lines: list[str] = []
+    locs: list[SourceLoc] = []
+    for st in stmts:
+        for lab in st.labels:
+            lines.append(f"{lab}:")
+            locs.append(st.loc)
+        if st.text:
+            lines.append("\t" + st.text)
+            locs.append(st.loc)
+    return "\n".join(lines) + "\n", locs

@@ -1,0 +1,95 @@
+"""Programs that are already built: bare-metal ELF files and flat binaries."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from harness.asm.image import AsmError, Image, Segment, SourceLoc
+
+
+def load_elf(path: str | os.PathLike) -> Image:
+    p = Path(path)
+    try:
+        with p.open("rb") as f:
+            elf = ELFFile(f)
+            if elf["e_machine"] != "EM_AARCH64":
+                raise AsmError(f"{p}: not an AArch64 ELF ({elf['e_machine']})")
+            segments = []
+            for seg in elf.iter_segments():
+                if seg["p_type"] != "PT_LOAD" or not seg["p_memsz"]:
+                    continue
+                data = seg.data().ljust(seg["p_memsz"], b"\0")
+                flags = "r" + ("w" if seg["p_flags"] & 2 else "") + ("x" if seg["p_flags"] & 1 else "")
+                segments.append(Segment(f"LOAD@{seg['p_vaddr']:#x}", seg["p_vaddr"], data, flags))
+            symbols: dict[str, int] = {}
+            symtab = elf.get_section_by_name(".symtab")
+            if symtab is not None:
+                for sym in symtab.iter_symbols():
+                    if sym.name and not sym.name.startswith("$") and sym["st_info"]["type"] in ("STT_NOTYPE", "STT_FUNC", "STT_OBJECT"):
+                        if sym["st_shndx"] != "SHN_UNDEF":
+                            symbols.setdefault(sym.name, sym["st_value"])
+            lines, files = _dwarf_lines(elf)
+            entry = elf.header["e_entry"]
+    except (OSError, ELFError) as e:
+        raise AsmError(f"{p}: cannot load ELF: {e}") from None
+    return Image(segments, symbols, entry, lines, files)
+
+
+def _dwarf_lines(elf: ELFFile) -> tuple[list[tuple[int, int, SourceLoc]], list[str]]:
+    if not elf.has_dwarf_info():
+        return [], []
+    out: list[tuple[int, int, SourceLoc]] = []
+    files: list[str] = []
+    dwarf = elf.get_dwarf_info()
+    for cu in dwarf.iter_CUs():
+        prog = dwarf.line_program_for_CU(cu)
+        if prog is None:
+            continue
+        names = [f.name.decode() if isinstance(f.name, bytes) else str(f.name) for f in prog["file_entry"]]
+        prev = None
+        for entry in prog.get_entries():
+            st = entry.state
+            if st is None:
+                continue
+            if prev is not None and st.address > prev.address:
+                idx = prev.file - 1 if prog.header.version < 5 else prev.file
+                name = names[idx] if 0 <= idx < len(names) else "?"
+                if name not in files:
+                    files.append(name)
+                out.append((prev.address, st.address - prev.address, SourceLoc(name, prev.line)))
+            prev = None if st.end_sequence else st
+    return out, files
+
+
+def load_flat(path: str | os.PathLike, load_addr: int) -> Image:
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise AsmError(f"{p}: {e.strerror}") from None
+    return Image([Segment(p.name, load_addr, data, "rwx")], {}, load_addr)
+
+
+def load_program(path: str | os.PathLike, *, load_addr: int | None = None, **asm_kwargs) -> Image:
+    """By suffix: .S/.s assembled by the harness, .elf (or ELF magic) loaded, .bin flat at load_addr."""
+    from harness.asm.assembler import assemble_file
+
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in (".s", ".asm"):
+        return assemble_file(p, **asm_kwargs)
+    try:
+        magic = p.read_bytes()[:4]
+    except OSError as e:
+        raise AsmError(f"{p}: {e.strerror}") from None
+    if suffix == ".elf" or magic == b"\x7fELF":
+        return load_elf(p)
+    if suffix == ".bin":
+        if load_addr is None:
+            raise AsmError(f"{p}: a flat binary needs --load-addr")
+        return load_flat(p, load_addr)
+    raise AsmError(f"{p}: unknown program type (expected .S, .elf or .bin)")

@@ -1,0 +1,636 @@
+"""Source to a flat list of statements, each with its origin.
+
+Two stages, as a kernel build has them: a C-preprocessor stage (`#include`,
+`#define`, `#if...`, the kernel's `ALTERNATIVE(old, new, CAP)`), then GNU-as
+macro processing (`.include`, `.macro`, `.rept`, `.irp`, `.if`, `alternative_if`,
+numeric local labels).  keystone sees only single, plain instructions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from harness.asm.expr import ExprError, evaluate
+from harness.asm.image import AsmError, SourceLoc
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LABEL = re.compile(r"^\s*([A-Za-z_.$][\w.$]*|\d+)\s*:(?!:)")
+_MAX_EXPANSION = 200
+
+
+@dataclass(frozen=True)
+class Stmt:
+    text: str  # one statement, comments removed, no label
+    loc: SourceLoc
+    labels: tuple[str, ...] = ()
+    via: str = ""  # "macro NAME at file:line" when produced by an expansion
+
+
+@dataclass
+class _Define:
+    params: list[str] | None  # None: object-like
+    body: str
+
+
+class Preprocessor:
+    def __init__(
+        self,
+        *,
+        caps: frozenset[str],
+        defines: Mapping[str, int | str] | None = None,
+        include_dirs: list[Path] | None = None,
+        overrides: Mapping[str, str] | None = None,
+    ) -> None:
+        self.caps = caps
+        self.defines: dict[str, _Define] = {k: _Define(None, str(v)) for k, v in (defines or {}).items()}
+        self.include_dirs = include_dirs or []
+        self.overrides = {str(Path(k).resolve()): v for k, v in (overrides or {}).items()}
+        self.files: list[str] = []
+        self.display_root: Path | None = None
+        self.macros = {}
+        self._macro_counter = 0
+
+    # ------------------------------------------------------------ stage 1: C preprocessor
+
+    def read(self, path: Path, loc: SourceLoc | None = None) -> str:
+        key = str(path.resolve())
+        if key in self.overrides:
+            return self.overrides[key]
+        try:
+            return path.read_text()
+        except OSError as e:
+            raise AsmError(f"cannot read {path}: {e.strerror}", loc) from None
+
+    def shown(self, path: Path) -> str:
+        if self.display_root is not None:
+            try:
+                return str(path.resolve().relative_to(self.display_root))
+            except ValueError:
+                pass
+        return str(path)
+
+    def cpp(self, path: Path, text: str | None = None, depth: int = 0) -> list[tuple[str, SourceLoc]]:
+        """Lines after #include/#define/#if, comments removed, each with its origin."""
+        if depth > 32:
+            raise AsmError(f"#include nested too deep at {path}")
+        if text is None:
+            text = self.read(path)
+        name = self.shown(path)
+        if name not in self.files:
+            self.files.append(name)
+        out: list[tuple[str, SourceLoc]] = []
+        raw_lines = text.split("\n")
+        lines = _strip_comments(raw_lines, name)
+        cond: list[list[bool]] = []  # per #if: [taking now, some branch taken]
+        i = 0
+        while i < len(lines):
+            line = lines[i]
+            lineno = i + 1
+            # Backslash continuation joins lines (#define bodies, long macros).
+            while line.endswith("\\") and i + 1 < len(lines):
+                i += 1
+                line = line[:-1] + " " + lines[i]
+            loc = SourceLoc(name, lineno, raw_lines[lineno - 1])
+            i += 1
+            stripped = line.strip()
+            active = all(c[0] for c in cond)
+            m = re.match(r"#\s*(\w+)\s*(.*)$", stripped)
+            if m and m.group(1) in ("if", "ifdef", "ifndef", "elif", "else", "endif", "include",
+                                   "define", "undef", "error", "warning", "pragma", "line"):
+                word, rest = m.group(1), m.group(2).strip()
+                if word in ("if", "ifdef", "ifndef"):
+                    if not active:
+                        cond.append([False, True])
+                        continue
+                    if word == "if":
+                        val = self._cpp_condition(rest, loc)
+                    else:
+                        val = (rest.split()[0] in self.defines) == (word == "ifdef") if rest else False
+                    cond.append([val, val])
+                elif word == "elif":
+                    if not cond:
+                        raise AsmError("#elif without #if", loc)
+                    top = cond[-1]
+                    outer = all(c[0] for c in cond[:-1])
+                    if top[1] or not outer:
+                        top[0] = False
+                    else:
+                        top[0] = self._cpp_condition(rest, loc)
+                        top[1] = top[0]
+                elif word == "else":
+                    if not cond:
+                        raise AsmError("#else without #if", loc)
+                    top = cond[-1]
+                    top[0] = not top[1]
+                    top[1] = True
+                elif word == "endif":
+                    if not cond:
+                        raise AsmError("#endif without #if", loc)
+                    cond.pop()
+                elif not active:
+                    continue
+                elif word == "include":
+                    out.extend(self._include(path, rest, loc, depth))
+                elif word == "define":
+                    self._define(rest, loc)
+                elif word == "undef":
+                    self.defines.pop(rest.split()[0] if rest else "", None)
+                elif word == "error":
+                    raise AsmError(f"#error {rest}", loc)
+                continue
+            if not active:
+                continue
+            if stripped.startswith("#"):
+                continue  # a '#' line comment, as GNU as treats it at line start
+            if not stripped:
+                continue
+            inc = re.match(r'\s*\.include\s+"([^"]+)"', line)
+            if inc:
+                out.extend(self._include(path, f'"{inc.group(1)}"', loc, depth))
+                continue
+            out.append((self.substitute(line, loc), loc))
+        if cond:
+            raise AsmError("#if without #endif", SourceLoc(name, len(raw_lines), ""))
+        return out
+
+    def _include(self, path: Path, spec: str, loc: SourceLoc, depth: int) -> list[tuple[str, SourceLoc]]:
+        m = re.match(r'["<]([^">]+)[">]', spec)
+        if not m:
+            raise AsmError(f"bad #include {spec!r}", loc)
+        target = m.group(1)
+        for base in [path.parent, *self.include_dirs]:
+            cand = base / target
+            if str(cand.resolve()) in self.overrides or cand.is_file():
+                return self.cpp(cand, None, depth + 1)
+        raise AsmError(f"include file {target!r} not found", loc)
+
+    def _define(self, rest: str, loc: SourceLoc) -> None:
+        m = re.match(r"([A-Za-z_]\w*)(\(([^)]*)\))?\s*(.*)$", rest)
+        if not m:
+            raise AsmError(f"bad #define {rest!r}", loc)
+        params = [p.strip() for p in m.group(3).split(",")] if m.group(2) is not None else None
+        if params == [""]:
+            params = []
+        self.defines[m.group(1)] = _Define(params, m.group(4).strip())
+
+    def _cpp_condition(self, expr: str, loc: SourceLoc) -> bool:
+        expr = re.sub(r"defined\s*\(\s*(\w+)\s*\)|defined\s+(\w+)",
+                      lambda m: "1" if (m.group(1) or m.group(2)) in self.defines else "0", expr)
+        expr = self.substitute(expr, loc)
+        # Identifiers left after substitution are 0, as in cpp.
+        expr = _IDENT.sub(lambda m: "0", expr)
+        try:
+            return bool(evaluate(expr, {}))
+        except ExprError as e:
+            raise AsmError(f"bad #if expression: {e}", loc) from None
+
+    def substitute(self, line: str, loc: SourceLoc) -> str:
+        """Expand #defines (object- and function-like) and ALTERNATIVE(old, new, CAP)."""
+        for _ in range(_MAX_EXPANSION):
+            new = self._substitute_once(line, loc)
+            if new == line:
+                return new
+            line = new
+        raise AsmError("macro expansion does not terminate", loc)
+
+    def _substitute_once(self, line: str, loc: SourceLoc) -> str:
+        out = []
+        pos = 0
+        in_str = False
+        while pos < len(line):
+            ch = line[pos]
+            if ch == '"':
+                in_str = not in_str
+                out.append(ch)
+                pos += 1
+                continue
+            if in_str:
+                out.append(ch)
+                pos += 1
+                continue
+            m = _IDENT.match(line, pos)
+            if not m or (pos > 0 and (line[pos - 1].isalnum() or line[pos - 1] in "_\\.")):
+                if m:
+                    out.append(m.group(0))
+                    pos = m.end()
+                else:
+                    out.append(ch)
+                    pos += 1
+                continue
+            word = m.group(0)
+            if word == "ALTERNATIVE" and word not in self.defines:
+                args, end = _call_args(line, m.end(), loc)
+                if args is None:
+                    out.append(word)
+                    pos = m.end()
+                    continue
+                out.append(self._alternative(args, loc))
+                pos = end
+                continue
+            d = self.defines.get(word)
+            if d is None:
+                out.append(word)
+                pos = m.end()
+                continue
+            if d.params is None:
+                out.append(d.body)
+                pos = m.end()
+                continue
+            args, end = _call_args(line, m.end(), loc)
+            if args is None:
+                out.append(word)
+                pos = m.end()
+                continue
+            if len(args) != len(d.params) and not (d.params == [] and args == [""]):
+                raise AsmError(f"macro {word} takes {len(d.params)} arguments, got {len(args)}", loc)
+            body = d.body
+            for p, a in zip(d.params, args, strict=False):
+                body = re.sub(rf"(?<![\w]){re.escape(p)}(?![\w])", a.strip().replace("\\", "\\\\"), body)
+            out.append(body)
+            pos = end
+        return "".join(out)
+
+    def _alternative(self, args: list[str], loc: SourceLoc) -> str:
+        if len(args) not in (3, 4):
+            raise AsmError("ALTERNATIVE(old, new, CAP[, CONFIG]) takes 3 or 4 arguments", loc)
+        old, new, cap = (a.strip() for a in args[:3])
+        enabled = cap in self.caps
+        if len(args) == 4:
+            cfg = args[3].strip()
+            enabled = enabled and self.defines.get(cfg, _Define(None, "1")).body not in ("0", "")
+        old_n, new_n = _count_stmts(self.substitute(old, loc)), _count_stmts(self.substitute(new, loc))
+        if old_n != new_n:
+            raise AsmError(f"ALTERNATIVE: old ({old_n} instructions) and new ({new_n}) differ in size", loc)
+        return new if enabled else old
+
+    # ------------------------------------------------------------ stage 2: GNU as macros
+
+    def statements(self, lines: list[tuple[str, SourceLoc]]) -> list[Stmt]:
+        stmts: list[Stmt] = []
+        for text, loc in lines:
+            for part in _split_statements(text):
+                stmts.append(Stmt(part, loc))
+        stmts = self._expand(stmts, depth=0, symbols={})
+        return _number_labels(stmts)
+
+    def _expand(self, stmts: list[Stmt], depth: int, symbols: dict[str, int]) -> list[Stmt]:
+        if depth > 40:
+            raise AsmError("macros nested too deep", stmts[0].loc if stmts else None)
+        out: list[Stmt] = []
+        i = 0
+        cond: list[list[bool]] = []
+        counter = self._macro_counter
+        while i < len(stmts):
+            st = stmts[i]
+            i += 1
+            text = st.text
+            head, _, rest = text.partition(" ")
+            head = head.strip()
+            rest = rest.strip()
+            active = all(c[0] for c in cond)
+            if head in (".if", ".ifdef", ".ifndef", ".ifc", ".ifnc", ".ifeq", ".ifne", ".ifb", ".ifnb",
+                        "alternative_if", "alternative_if_not"):
+                if not active:
+                    cond.append([False, True])
+                    continue
+                val = self._as_condition(head, rest, st, symbols)
+                cond.append([val, val])
+                continue
+            if head in (".elseif",):
+                top = cond[-1] if cond else None
+                if top is None:
+                    raise AsmError(".elseif without .if", st.loc)
+                if top[1] or not all(c[0] for c in cond[:-1]):
+                    top[0] = False
+                else:
+                    top[0] = self._as_condition(".if", rest, st, symbols)
+                    top[1] = top[0]
+                continue
+            if head in (".else", "alternative_else"):
+                if not cond:
+                    raise AsmError(f"{head} without .if", st.loc)
+                cond[-1][0] = not cond[-1][1]
+                cond[-1][1] = True
+                continue
+            if head in (".endif", "alternative_endif"):
+                if not cond:
+                    raise AsmError(f"{head} without .if", st.loc)
+                cond.pop()
+                continue
+            if head == "alternative_else_nop_endif":
+                # The kernel pads the else side with nops; here the taken side is kept as is.
+                if not cond:
+                    raise AsmError(f"{head} without alternative_if", st.loc)
+                cond.pop()
+                continue
+            if not active:
+                if head == ".macro":
+                    i = _skip_block(stmts, i, ".macro", ".endm", st)
+                elif head in (".rept", ".irp", ".irpc"):
+                    i = _skip_block(stmts, i, (".rept", ".irp", ".irpc"), ".endr", st)
+                continue
+            if head == ".macro":
+                end = _skip_block(stmts, i, ".macro", ".endm", st)
+                name, params = _macro_params(rest, st)
+                self.macros[name] = (params, stmts[i : end - 1], st.loc)
+                i = end
+                continue
+            if head in (".rept", ".irp", ".irpc"):
+                end = _skip_block(stmts, i, (".rept", ".irp", ".irpc"), ".endr", st)
+                body = stmts[i : end - 1]
+                i = end
+                if head == ".rept":
+                    n = self._value(rest, st, symbols)
+                    for _ in range(n):
+                        out.extend(self._expand(body, depth + 1, symbols))
+                else:
+                    var, _, vals = rest.partition(",")
+                    items = [v.strip() for v in vals.split(",")] if head == ".irp" else list(vals.strip())
+                    for v in items:
+                        sub = [replace(b, text=b.text.replace("\\" + var.strip(), v)) for b in body]
+                        out.extend(self._expand(sub, depth + 1, symbols))
+                continue
+            if head in (".endm", ".endr"):
+                raise AsmError(f"{head} without a matching block", st.loc)
+            if head in (".equ", ".set") or re.match(r"^[A-Za-z_.$][\w.$]*\s*=", text):
+                name, value = _assignment(text, head, rest)
+                try:
+                    symbols[name] = evaluate(value, symbols)
+                except ExprError:
+                    pass  # refers to labels: layout evaluates it
+                out.append(st)
+                continue
+            label_m = _LABEL.match(text)
+            name_only = head
+            if label_m is None and name_only in self.macros:
+                params, body, where = self.macros[name_only]
+                counter += 1
+                self._macro_counter = counter
+                args = _bind_args(name_only, params, rest, st)
+                sub = []
+                for b in body:
+                    t = b.text
+                    for p, a in args.items():
+                        t = re.sub(rf"\\{re.escape(p)}(?![\w])", lambda _m, a=a: a, t)
+                    t = t.replace("\\@", str(counter)).replace("\\()", "")
+                    via = st.via or f"from macro '{name_only}' used at {st.loc}"
+                    for part in _split_statements(t):
+                        sub.append(Stmt(part, b.loc, (), via))
+                out.extend(self._expand(sub, depth + 1, symbols))
+                continue
+            out.append(st)
+        if cond:
+            raise AsmError(".if without .endif", stmts[-1].loc if stmts else None)
+        return out
+
+    macros: dict[str, tuple[list[tuple[str, str | None]], list[Stmt], SourceLoc]]
+
+    def _as_condition(self, head: str, rest: str, st: Stmt, symbols: dict[str, int]) -> bool:
+        if head == "alternative_if":
+            return rest.split()[0] in self.caps if rest else False
+        if head == "alternative_if_not":
+            return rest.split()[0] not in self.caps if rest else True
+        if head in (".ifdef", ".ifndef"):
+            return (rest in symbols) == (head == ".ifdef")
+        if head in (".ifc", ".ifnc"):
+            a, _, b = rest.partition(",")
+            return (a.strip() == b.strip()) == (head == ".ifc")
+        if head in (".ifb", ".ifnb"):
+            return (rest.strip() == "") == (head == ".ifb")
+        v = self._value(rest, st, symbols)
+        if head == ".ifeq":
+            return v == 0
+        return v != 0
+
+    def _value(self, expr: str, st: Stmt, symbols: dict[str, int]) -> int:
+        try:
+            return evaluate(expr, symbols)
+        except ExprError as e:
+            raise AsmError(f"cannot evaluate {expr!r}: {e}", st.loc, st.via) from None
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _strip_comments(lines: list[str], name: str) -> list[str]:
+    """Remove /* */ (keeping line numbers) and // comments, outside strings."""
+    out = []
+    in_block = False
+    for line in lines:
+        res = []
+        i = 0
+        in_str = False
+        while i < len(line):
+            if in_block:
+                j = line.find("*/", i)
+                if j < 0:
+                    i = len(line)
+                    break
+                in_block = False
+                i = j + 2
+                continue
+            ch = line[i]
+            if in_str:
+                res.append(ch)
+                if ch == "\\" and i + 1 < len(line):
+                    res.append(line[i + 1])
+                    i += 2
+                    continue
+                if ch == '"':
+                    in_str = False
+                i += 1
+                continue
+            if ch == '"':
+                in_str = True
+                res.append(ch)
+                i += 1
+                continue
+            if line.startswith("/*", i):
+                in_block = True
+                i += 2
+                continue
+            if line.startswith("//", i):
+                break
+            res.append(ch)
+            i += 1
+        out.append("".join(res).rstrip())
+    return out
+
+
+def _call_args(line: str, pos: int, loc: SourceLoc) -> tuple[list[str] | None, int]:
+    """Arguments of NAME( ... ) starting at pos (just after NAME), split on top-level commas."""
+    j = pos
+    while j < len(line) and line[j] in " \t":
+        j += 1
+    if j >= len(line) or line[j] != "(":
+        return None, pos
+    depth = 0
+    args = []
+    cur = []
+    in_str = False
+    for k in range(j, len(line)):
+        ch = line[k]
+        if ch == '"':
+            in_str = not in_str
+        if not in_str:
+            if ch == "(":
+                depth += 1
+                if depth == 1:
+                    continue
+            elif ch == ")":
+                depth -= 1
+                if depth == 0:
+                    args.append("".join(cur))
+                    return args, k + 1
+            elif ch == "," and depth == 1:
+                args.append("".join(cur))
+                cur = []
+                continue
+        cur.append(ch)
+    raise AsmError("unterminated macro arguments", loc)
+
+
+def _split_statements(text: str) -> list[str]:
+    """Split on ';' outside strings: GNU as for AArch64 separates statements with it."""
+    parts = []
+    cur = []
+    in_str = False
+    for ch in text:
+        if ch == '"':
+            in_str = not in_str
+        if ch == ";" and not in_str:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _count_stmts(text: str) -> int:
+    return sum(1 for p in _split_statements(text) if not _LABEL.fullmatch(p))
+
+
+def _skip_block(stmts: list[Stmt], i: int, opener, closer: str, st: Stmt) -> int:
+    openers = (opener,) if isinstance(opener, str) else opener
+    depth = 1
+    while i < len(stmts):
+        head = stmts[i].text.split(None, 1)[0] if stmts[i].text else ""
+        if head in openers:
+            depth += 1
+        elif head == closer:
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    raise AsmError(f"{st.text.split()[0]} without {closer}", st.loc)
+
+
+def _macro_params(rest: str, st: Stmt) -> tuple[str, list[tuple[str, str | None]]]:
+    parts = [p for p in re.split(r"[\s,]+", rest.strip()) if p]
+    if not parts:
+        raise AsmError(".macro needs a name", st.loc)
+    params = []
+    for p in parts[1:]:
+        name, eq, default = p.partition("=")
+        name = name.split(":")[0]
+        params.append((name, default if eq else None))
+    return parts[0], params
+
+
+def _bind_args(name: str, params: list[tuple[str, str | None]], rest: str, st: Stmt) -> dict[str, str]:
+    args = [a.strip() for a in _split_macro_args(rest)] if rest.strip() else []
+    bound: dict[str, str] = {}
+    positional = []
+    for a in args:
+        m = re.match(r"^([A-Za-z_]\w*)\s*=(.*)$", a)
+        if m and any(p == m.group(1) for p, _ in params):
+            bound[m.group(1)] = m.group(2).strip()
+        else:
+            positional.append(a)
+    for (p, default), a in zip(params, positional, strict=False):
+        bound.setdefault(p, a)
+    if len(positional) > len(params):
+        raise AsmError(f"macro '{name}' takes {len(params)} arguments, got {len(positional)}", st.loc, st.via)
+    for p, default in params:
+        bound.setdefault(p, default or "")
+    return bound
+
+
+def _split_macro_args(rest: str) -> list[str]:
+    """Commas separate macro arguments; without commas, blanks do (GNU as)."""
+    depth = 0
+    parts, cur = [], []
+    for ch in rest:
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    if len(parts) == 1 and "[" not in rest and "(" not in rest:
+        return rest.split()
+    return parts
+
+
+def _assignment(text: str, head: str, rest: str) -> tuple[str, str]:
+    if head in (".equ", ".set"):
+        name, _, value = rest.partition(",")
+        return name.strip(), value.strip()
+    name, _, value = text.partition("=")
+    return name.strip(), value.strip()
+
+
+def _number_labels(stmts: list[Stmt]) -> list[Stmt]:
+    """Split leading labels off statements; rename numeric labels N: and their Nf/Nb uses."""
+    out: list[Stmt] = []
+    counts: dict[str, int] = {}
+    pending: list[str] = []
+    split: list[tuple[Stmt, list[str], str]] = []
+    for st in stmts:
+        text = st.text
+        labels = []
+        while True:
+            m = _LABEL.match(text)
+            if not m:
+                break
+            labels.append(m.group(1))
+            text = text[m.end():].strip()
+        split.append((st, labels, text))
+    # Numbering: definition k of label N becomes __num_N_k.
+    defs_seen: dict[str, int] = {}
+    for st, labels, text in split:
+        names = []
+        for lab in labels:
+            if lab.isdigit():
+                k = defs_seen.get(lab, 0)
+                defs_seen[lab] = k + 1
+                names.append(f"__num_{lab}_{k}")
+            else:
+                names.append(lab)
+        if text:
+            text = re.sub(
+                r"(?<![\w.$])(\d+)([fb])(?![\w])",
+                lambda m: _numref(m, defs_seen, counts),
+                text,
+            )
+        pending.extend(names)
+        if text:
+            out.append(Stmt(text, st.loc, tuple(pending), st.via))
+            pending = []
+    if pending:
+        out.append(Stmt("", stmts[-1].loc if stmts else SourceLoc("?", 0), tuple(pending)))
+    return out
+
+
+def _numref(m: re.Match, defs_seen: dict[str, int], counts: dict[str, int]) -> str:
+    n, d = m.group(1), m.group(2)
+    k = defs_seen.get(n, 0)  # definitions of N seen so far
+    return f"__num_{n}_{k - 1}" if d == "b" else f"__num_{n}_{k}"
