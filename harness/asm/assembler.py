@@ -21,7 +21,14 @@ from pathlib import Path
 import capstone
 
 from harness.arch.features import FEATURES_MAX, Features
-from harness.arch.sysregs import PSTATE_MSR_IMM, UnknownSysReg, encode_mrs, encode_msr, encode_msr_imm, lookup
+from harness.arch.sysregs import (
+    PSTATE_MSR_IMM,
+    UnknownSysReg,
+    encode_mrs,
+    encode_msr,
+    encode_msr_imm,
+    lookup,
+)
 from harness.asm.expr import ExprError, evaluate
 from harness.asm.image import AsmError, Image, Segment, SourceLoc
 from harness.asm.preprocess import Preprocessor, Stmt
@@ -271,7 +278,7 @@ class Assembler:
         pending = dict(self.equates)
         for _ in range(len(pending) + 1):
             progress = False
-            for name, (expr, st) in list(pending.items()):
+            for name, (expr, _st) in list(pending.items()):
                 try:
                     self.symbols[name] = evaluate(expr, self.symbols)
                 except ExprError:

@@ -551,7 +551,7 @@ def _bind_args(name: str, params: list[tuple[str, str | None]], rest: str, st: S
             bound[m.group(1)] = m.group(2).strip()
         else:
             positional.append(a)
-    for (p, default), a in zip(params, positional, strict=False):
+    for (p, _default), a in zip(params, positional, strict=False):
         bound.setdefault(p, a)
     if len(positional) > len(params):
         raise AsmError(f"macro '{name}' takes {len(params)} arguments, got {len(positional)}", st.loc, st.via)
