@@ -64,7 +64,7 @@ def el_is_in_host(el: int, ctx: SysCtx) -> bool:
     return False
 
 
-def route_sync(ec: int, from_el: int, ctx: SysCtx, features: Features) -> int:
+def route_sync(ec: int, from_el: int, ctx: SysCtx, features: Features, *, is_wfe: bool = False) -> int:
     """Target EL of a synchronous exception of class `ec` raised at `from_el`."""
     if from_el == 3:
         return 3
@@ -78,7 +78,7 @@ def route_sync(ec: int, from_el: int, ctx: SysCtx, features: Features) -> int:
         return 2 if from_el == 1 and ctx.hcr_el2 & HCR_TSC else 3
     if ec == EC.WFX:
         # AArch64.CheckForWFxTrap: EL0 first checks SCTLR_EL1.nTWx (unless TGE), then HCR_EL2.TWx.
-        if from_el == 0 and not ctx.tge and not (ctx.sctlr_el1 & (SCTLR_NTWI | SCTLR_NTWE)):
+        if from_el == 0 and not ctx.tge and not ctx.sctlr_el1 & (SCTLR_NTWE if is_wfe else SCTLR_NTWI):
             return 1
         return 2
     if ec == EC.SYS64:

@@ -476,10 +476,31 @@ def _parse_string(s: str, st: Stmt) -> bytes:
     s = s.strip()
     if len(s) < 2 or s[0] != '"' or s[-1] != '"':
         raise AsmError(f"expected a string, got {s!r}", st.loc, st.via)
-    try:
-        return s[1:-1].encode("latin-1").decode("unicode_escape").encode("latin-1")
-    except (UnicodeError, ValueError) as e:
-        raise AsmError(f"bad string {s}: {e}", st.loc, st.via) from None
+    body = s[1:-1].encode("utf-8")  # GNU as emits the source bytes, UTF-8 included
+    out = bytearray()
+    i = 0
+    simple = {ord("n"): 10, ord("t"): 9, ord("r"): 13, ord("0"): 0, ord("\\"): 92, ord('"'): 34,
+              ord("'"): 39, ord("a"): 7, ord("b"): 8, ord("f"): 12, ord("v"): 11}
+    while i < len(body):
+        c = body[i]
+        if c != 92 or i + 1 >= len(body):
+            out.append(c)
+            i += 1
+            continue
+        n = body[i + 1]
+        m = re.match(rb"x([0-9a-fA-F]{1,2})|([0-7]{1,3})", body[i + 1 :])
+        if m and m.group(1):
+            out.append(int(m.group(1), 16))
+            i += 1 + m.end()
+        elif m and m.group(2):
+            out.append(int(m.group(2), 8) & 0xFF)
+            i += 1 + m.end()
+        elif n in simple:
+            out.append(simple[n])
+            i += 2
+        else:
+            raise AsmError(f"unknown escape \\{chr(n)} in {s}", st.loc, st.via)
+    return bytes(out)
 
 
 # ------------------------------------------------------------------ keystone worker
@@ -577,7 +598,10 @@ def _check(word: int, addr: int, item: _Item, symbols: dict[str, int]) -> None:
 
 
 def _imm_matches(v: int, emitted: list[int]) -> bool:
-    """The source immediate appears in the disassembly, as itself, in 32 bits, or as imm12 << 12."""
+    """The source immediate appears in the disassembly, as itself, in 32 bits, or as imm12 << 12
+    (capstone leaves out zero offsets and shifts)."""
+    if v == 0:
+        return True
     for e in emitted:
         if e == v or (e & 0xFFFFFFFF) == (v & 0xFFFFFFFF) or (e << 12) == v:
             return True

@@ -563,21 +563,25 @@ def _bind_args(name: str, params: list[tuple[str, str | None]], rest: str, st: S
 def _split_macro_args(rest: str) -> list[str]:
     """Commas separate macro arguments; without commas, blanks do (GNU as)."""
     depth = 0
+    in_str = False
     parts, cur = [], []
     for ch in rest:
-        if ch in "([":
+        if ch == '"':
+            in_str = not in_str
+        elif not in_str and ch in "([":
             depth += 1
-        elif ch in ")]":
+        elif not in_str and ch in ")]":
             depth -= 1
-        if ch == "," and depth == 0:
+        if ch == "," and depth == 0 and not in_str:
             parts.append("".join(cur))
             cur = []
         else:
             cur.append(ch)
     parts.append("".join(cur))
-    if len(parts) == 1 and "[" not in rest and "(" not in rest:
-        return rest.split()
-    return parts
+    if len(parts) == 1 and "[" not in rest and "(" not in rest and '"' not in rest:
+        parts = rest.split()
+    # GNU as drops the quotes around a quoted argument.
+    return [p.strip()[1:-1] if len(p.strip()) > 1 and p.strip()[0] == p.strip()[-1] == '"' else p for p in parts]
 
 
 def _assignment(text: str, head: str, rest: str) -> tuple[str, str]:

@@ -677,7 +677,8 @@ class Board:
         """QEMU reports traps to EL2 as UNDEFINED too; tell them apart from the instruction."""
         wfx, is_wfe = decode.is_wfx(word)
         if wfx:
-            return EC.WFX, syndrome.syn_wfx(is_wfe) & 0x1FFFFFF, "wfx_trap", None
+            target = route_sync(EC.WFX, ps.el, ctx, self.features, is_wfe=is_wfe)
+            return EC.WFX, syndrome.syn_wfx(is_wfe) & 0x1FFFFFF, "wfx_trap", target
         ops = decode.sysreg_operands(word)
         if ops is not None and ps.el == 1 and not (ctx.hcr_el2 >> 27) & 1:
             enc, rt, is_read = ops
