@@ -11,7 +11,14 @@ import pytest
 
 import harness.asm.assembler as assembler
 from harness.arch.features import FEATURES_A57, FEATURES_MAX
-from harness.asm import AsmError, assemble_file, assemble_text, expand_for_gnu_as, load_elf, load_program
+from harness.asm import (
+    AsmError,
+    assemble_file,
+    assemble_text,
+    expand_for_gnu_as,
+    load_elf,
+    load_program,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 HAVE_GAS = shutil.which("aarch64-linux-gnu-as") is not None
@@ -223,3 +230,37 @@ def test_cli_reports_asm_error_with_exit_2(tmp_path):
     bad.write_text("    .text\n    mov x0, #1\n    ldr x0, [x1, x99]\n")
     p = subprocess.run([sys.executable, "-m", "harness", "run", str(bad)], capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 2 and "x.S:3:" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_gnu_as_forms_found_by_the_bare_metal_tests():
+    img = assemble_text("""
+    .macro two a, b
+    mov \\a, #\\b
+    .endm
+    .macro str_arg s
+    .asciz "\\s"
+    .endm
+    .text
+_start:
+1:  two x1, 3
+    ldtr x0, [x0]
+    udf #0x12
+    ldr x2, =0x10
+    ldr x3, =16
+    ldr w4, =0x5
+    ldr x5, =0x6
+    .ltorg
+    .data
+msg: str_arg " A "
+""")
+    ws = words(img)
+    assert ws[:3] == [0xD2800061, 0xF8400800, 0x00000012]
+
+    def literal(k: int) -> int:  # address an LDR (literal) at word k loads from
+        return img.entry + 4 * k + ((ws[k] >> 5) & 0x7FFFF) * 4
+
+    assert literal(3) == literal(4)  # 0x10 and 16: one shared entry, as GNU as does
+    assert literal(6) % 8 == 0  # an 8-byte literal after a 4-byte one stays aligned
+    assert img.symbols["__num_1_0"] == img.symbols["_start"]
+    data = {s.name: s for s in img.segments}[".data"].data
+    assert data[:4] == b" A \0"

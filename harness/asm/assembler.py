@@ -226,8 +226,10 @@ class Assembler:
         self._add(sec, _Item("bytes", sec.size, n, st, raw=raw))
 
     def _pool_label(self, sec: _Section, expr: str, width: int, st: Stmt) -> str:
+        value = self._const_or_none(expr)
         for label, e, w, _ in sec.pool:
-            if e == expr and w == width:
+            # GNU as shares one entry between equal constants in the same pool.
+            if w == width and (e == expr or (value is not None and self._const_or_none(e) == value)):
                 return label
         label = f"__pool_{self._pool_n}"
         self._pool_n += 1
@@ -240,6 +242,7 @@ class Assembler:
         first = sec.pool[0][3]
         self._pad(sec, (-sec.size) % 8, st or first)
         for label, expr, width, pst in sec.pool:
+            self._pad(sec, (-sec.size) % width, pst)
             sec.labels[label] = sec.size
             self._add(sec, _Item("pool", sec.size, width, pst, values=[expr], width=width))
         sec.pool = []
@@ -292,6 +295,13 @@ class Assembler:
                 evaluate(expr, self.symbols)
             except ExprError as e:
                 raise AsmError(f"cannot evaluate .equ {name}: {e}", st.loc, st.via) from None
+
+    def _const_or_none(self, expr: str) -> int | None:
+        syms = {k: evaluate(v[0], {}) for k, v in self.equates.items() if _is_const(v[0])}
+        try:
+            return evaluate(expr, syms)
+        except ExprError:
+            return None
 
     def _const(self, expr: str, st: Stmt, sec: _Section | None = None) -> int:
         syms = {k: evaluate(v[0], {}) for k, v in self.equates.items() if _is_const(v[0])}
@@ -372,6 +382,12 @@ class Assembler:
         low = text.lower()
         if low in _FIXED_WORDS:
             return text, _FIXED_WORDS[low]
+        m = re.match(r"^udf\s+#?(.+)$", text, re.IGNORECASE)
+        if m:  # keystone lacks UDF
+            imm = self._eval(m.group(1), item, addr)
+            if not 0 <= imm <= 0xFFFF:
+                raise AsmError(f"udf immediate {imm:#x} out of range", st.loc, st.via)
+            return text, imm
         m = re.match(r"^(msr|mrs)\s+(.+)$", text, re.IGNORECASE)
         if m:
             return text, self._sysreg_insn(m.group(1).lower(), m.group(2), st, addr)
@@ -570,12 +586,21 @@ _CLASSES = [
     {"b.hs", "b.cs"}, {"b.lo", "b.cc"},
 ]
 _CLASS_OF = {m: i for i, c in enumerate(_CLASSES) for m in c}
+_UNPRIV_SRC = re.compile(r"^(ld|st)tr(b|h|sb|sh|sw)?\s", re.IGNORECASE)
+
+
+def _is_unprivileged_ldst(word: int) -> bool:
+    return word & 0x3B200C00 == 0x38000800  # the same class harness.machine.decode decodes
+
+
 _BRANCHY = {"b", "bl", "cbz", "cbnz", "tbz", "tbnz", "adr", "ldr", "ldrsw", "prfm"}
 
 
 def _check(word: int, addr: int, item: _Item, symbols: dict[str, int]) -> None:
     got = list(_cs.disasm_lite(word.to_bytes(4, "little"), addr, 1))
     st = item.stmt
+    if not got and _UNPRIV_SRC.match(item.text) and _is_unprivileged_ldst(word):
+        return  # capstone 5.0.7 cannot decode LDTR-family loads with Rt == Rn
     if not got:
         raise AsmError(f"emitted word {word:#010x} does not decode as an instruction", st.loc, st.via)
     _a, _s, mnem, ops = got[0]

@@ -364,6 +364,13 @@ class Preprocessor:
                 out.append(st)
                 continue
             label_m = _LABEL.match(text)
+            if label_m is not None:
+                # "1:  some_macro args": keep the label, then expand the call (GNU as allows it).
+                body = text[label_m.end():].strip()
+                if body and body.split(None, 1)[0] in self.macros:
+                    out.append(Stmt(text[: label_m.end()], st.loc, (), st.via))
+                    stmts.insert(i, Stmt(body, st.loc, (), st.via))
+                    continue
             name_only = head
             if label_m is None and name_only in self.macros:
                 params, body, where = self.macros[name_only]
@@ -542,7 +549,7 @@ def _macro_params(rest: str, st: Stmt) -> tuple[str, list[tuple[str, str | None]
 
 
 def _bind_args(name: str, params: list[tuple[str, str | None]], rest: str, st: Stmt) -> dict[str, str]:
-    args = [a.strip() for a in _split_macro_args(rest)] if rest.strip() else []
+    args = _split_macro_args(rest) if rest.strip() else []
     bound: dict[str, str] = {}
     positional = []
     for a in args:
@@ -580,8 +587,12 @@ def _split_macro_args(rest: str) -> list[str]:
     parts.append("".join(cur))
     if len(parts) == 1 and "[" not in rest and "(" not in rest and '"' not in rest:
         parts = rest.split()
-    # GNU as drops the quotes around a quoted argument.
-    return [p.strip()[1:-1] if len(p.strip()) > 1 and p.strip()[0] == p.strip()[-1] == '"' else p for p in parts]
+    # GNU as drops the quotes around a quoted argument and keeps what is inside as is.
+    out = []
+    for p in parts:
+        q = p.strip()
+        out.append(q[1:-1] if len(q) > 1 and q[0] == q[-1] == '"' else q)
+    return out
 
 
 def _assignment(text: str, head: str, rest: str) -> tuple[str, str]:

@@ -80,11 +80,28 @@ def _uc_reg(name: str) -> int:
     return reg
 
 
+def unprivileged_ldst(word: int) -> tuple[int, int, int, bool] | None:
+    """(Rn, Rt, simm9, is_store) of an LDTR/STTR-family word (C4.1.4, "Load/store unprivileged").
+
+    capstone 5.0.7 cannot decode the loads when Rt == Rn (e.g. 0xf8400800, `ldtr x0, [x0]`)."""
+    if word & 0x3B200C00 != 0x38000800:
+        return None
+    imm9 = (word >> 12) & 0x1FF
+    simm9 = imm9 - 0x200 if imm9 & 0x100 else imm9
+    opc = (word >> 22) & 3
+    return (word >> 5) & 31, word & 31, simm9, opc == 0
+
+
 def mem_access(word: int, pc: int, read_reg: Callable[[int], int]) -> MemAccess | None:
     """The virtual address a load/store at `pc` accesses, from its operands and the registers."""
     insns = list(_cs.disasm(word.to_bytes(4, "little"), pc, 1))
     if not insns:
-        return None
+        unpriv = unprivileged_ldst(word)
+        if unpriv is None:
+            return None
+        rn, _rt, simm9, store = unpriv
+        base = read_reg(U.UC_ARM64_REG_SP if rn == 31 else _uc_reg(f"x{rn}"))
+        return MemAccess((base + simm9) & 0xFFFFFFFFFFFFFFFF, store, True)
     insn = insns[0]
     mnem = insn.mnemonic
     for op in insn.operands:
