@@ -101,6 +101,7 @@ class Assembler:
         self.sections: dict[str, _Section] = {}
         self.symbols: dict[str, int] = {}
         self.equates: dict[str, tuple[str, Stmt]] = {}
+        self.consts: dict[str, int] = {}
         self.globals: set[str] = set()
         self._pool_n = 0
 
@@ -176,7 +177,7 @@ class Assembler:
                     self._flush_pool(cur, st)
                 elif head_l in (".equ", ".set"):
                     name, _, value = rest.partition(",")
-                    self.equates[name.strip()] = (value.strip(), st)
+                    self._equate(name.strip(), value.strip(), st)
                 elif head_l in (".global", ".globl"):
                     self.globals.update(n.strip() for n in rest.split(","))
                 elif head_l in _IGNORED:
@@ -186,7 +187,7 @@ class Assembler:
                 continue
             m = re.match(r"^([A-Za-z_.$][\w.$]*)\s*=\s*(.+)$", text)
             if m:
-                self.equates[m.group(1)] = (m.group(2), st)
+                self._equate(m.group(1), m.group(2), st)
                 continue
             lit = re.match(r"^ldr\s+([xw]\d+|[xw]zr|lr|fp)\s*,\s*=\s*(.+)$", text, re.IGNORECASE)
             if lit:
@@ -296,15 +297,21 @@ class Assembler:
             except ExprError as e:
                 raise AsmError(f"cannot evaluate .equ {name}: {e}", st.loc, st.via) from None
 
+    def _equate(self, name: str, value: str, st: Stmt) -> None:
+        self.equates[name] = (value, st)
+        try:  # constants are usable at layout time (.skip, .align, .if); the rest waits for labels
+            self.consts[name] = evaluate(value, self.consts)
+        except ExprError:
+            self.consts.pop(name, None)
+
     def _const_or_none(self, expr: str) -> int | None:
-        syms = {k: evaluate(v[0], {}) for k, v in self.equates.items() if _is_const(v[0])}
         try:
-            return evaluate(expr, syms)
+            return evaluate(expr, self.consts)
         except ExprError:
             return None
 
     def _const(self, expr: str, st: Stmt, sec: _Section | None = None) -> int:
-        syms = {k: evaluate(v[0], {}) for k, v in self.equates.items() if _is_const(v[0])}
+        syms = dict(self.consts)
         if sec is not None:
             syms.update(sec.labels)
             syms["."] = sec.size
@@ -451,14 +458,6 @@ def _pack(val: int, width: int, item: _Item) -> bytes:
     if not lo <= val <= hi:
         raise AsmError(f"value {val:#x} does not fit in {width} bytes", item.stmt.loc, item.stmt.via)
     return (val & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
-
-
-def _is_const(expr: str) -> bool:
-    try:
-        evaluate(expr, {})
-        return True
-    except ExprError:
-        return False
 
 
 def _section_spec(rest: str, st: Stmt) -> tuple[str, str | None]:

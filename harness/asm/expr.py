@@ -6,6 +6,7 @@ import ast
 import operator
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 
 
 class ExprError(Exception):
@@ -24,6 +25,17 @@ _CMP = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.Gt
 
 def evaluate(expr: str, symbols: Mapping[str, int]) -> int:
     """Value of `expr`; unknown symbols raise ExprError naming them."""
+    tree, names = _parse(expr)
+    env = {}
+    for sym, key in names:
+        if sym not in symbols:
+            raise ExprError(f"unknown symbol {sym!r}")
+        env[key] = symbols[sym]
+    return _eval(tree, env, expr)
+
+
+@lru_cache(maxsize=16384)
+def _parse(expr: str) -> tuple[ast.AST, tuple[tuple[str, str], ...]]:
     names: dict[str, str] = {}
     out = []
     for tok in _TOKEN.findall(expr):
@@ -41,12 +53,7 @@ def evaluate(expr: str, symbols: Mapping[str, int]) -> int:
         tree = ast.parse(text, mode="eval")
     except SyntaxError:
         raise ExprError(f"cannot parse {expr!r}") from None
-    env = {}
-    for sym, key in names.items():
-        if sym not in symbols:
-            raise ExprError(f"unknown symbol {sym!r}")
-        env[key] = symbols[sym]
-    return _eval(tree.body, env, expr)
+    return tree.body, tuple(names.items())
 
 
 def _eval(node: ast.AST, env: dict[str, int], expr: str) -> int:
