@@ -388,3 +388,30 @@ def test_quirk_keep_uao_on_entry_changes_what_the_cpu_does():
         board.load(assemble_text(src, "q.S"))
         (e,) = entries(board.run(100_000))
         assert PState.from_bits(e.pstate_after).uao == uao_after
+
+
+def test_memory_watch_and_stop_on_event():
+    board = Board()
+    board.load(assemble_text(r"""
+    .text
+    .global _start
+_start:
+    ldr x1, =buf
+    mov x2, #5
+    str x2, [x1]
+wrote:
+    mov x2, #6
+    str x2, [x1, #8]
+    ldr x0, =0x84000008
+    smc #0
+    .data
+buf: .quad 0, 0
+""", "w.S"))
+    buf = board.image.addr_of("buf")
+    board.add_mem_watch(buf, 8)
+    board.stop_on_event = lambda e: f"write {e.value}" if e.kind == "memory_write" else None
+    r = board.run(1000)
+    assert r.status == "watch" and r.message == "write 5"
+    assert board.location(board.pc).startswith("wrote")  # stopped after the store
+    r = board.run(1000)
+    assert r.status == "poweroff"  # the second store is outside the watched range

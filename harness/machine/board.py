@@ -37,6 +37,7 @@ from unicorn import (
     UC_HOOK_INSN,
     UC_HOOK_INTR,
     UC_HOOK_MEM_UNMAPPED,
+    UC_HOOK_MEM_WRITE,
     UC_MEM_FETCH_UNMAPPED,
     UC_MEM_WRITE_UNMAPPED,
     UC_MODE_ARM,
@@ -179,6 +180,8 @@ class Board:
         self._action: tuple[str, int] | None = None  # (what, pc) a hook asked the run loop to do
         self._check: _PendingCheck | None = None
         self._snapshots = False
+        self._store_in_hook: tuple[int, int] | None = None
+        self._resume_after: tuple[int, int] | None = None
         self._counted_tbs = False
         # Debugger watch: called with every event; a non-empty string stops the run with that message.
         self.stop_on_event: Callable[[ev.Event], str | None] | None = None
@@ -277,6 +280,23 @@ class Board:
 
     def remove_breakpoint(self, addr: int) -> None:
         self._breakpoints.discard(addr)
+
+    def add_mem_watch(self, addr: int, size: int = 8) -> int:
+        """Emit a MemoryWrite event for every write into [addr, addr+size) (physical addresses
+        as Unicorn reports them; identity-mapped programs see their VAs). Returns a handle."""
+        return self.uc.hook_add(UC_HOOK_MEM_WRITE, self._on_mem_write, None, addr, addr + size - 1)
+
+    def remove_mem_watch(self, handle: int) -> None:
+        self.uc.hook_del(handle)
+
+    def _on_mem_write(self, uc: Uc, access: int, addr: int, size: int, value: int, _ud: object) -> None:
+        pc = uc.reg_read(U.UC_ARM64_REG_PC)
+        ic = self.icount if self._stepping else self._ic.at(pc)
+        self._store_in_hook = (pc, ic)
+        try:
+            self._emit(ev.MemoryWrite(ic, pc, addr, size, value & ((1 << (8 * size)) - 1)))
+        finally:
+            self._store_in_hook = None
 
     def inject(self, kind: str | ExceptionType, *, at_icount: int | None = None, at: int | str | None = None) -> None:
         """Raise IRQ/FIQ/SError when the instruction count reaches `at_icount`, or when
@@ -515,6 +535,7 @@ class Board:
             # and those never call it: a count=1 "step" would then run on (verified).
             self.uc.ctl_flush_tb()
         self._counted_tbs = bool(count)  # leaving count mode, Unicorn flushes by itself
+        self._resume_after = None
         try:
             self.uc.emu_start(pc, _UNTIL, 0, count)
         except UcError as e:
@@ -527,6 +548,10 @@ class Board:
                 self._halt("error", f"Unicorn stopped: {e}")
         except _HarnessFault as e:
             self._halt("error", str(e))
+        if self._resume_after is not None:
+            self.pc, icount = self._resume_after
+            if not self._stepping:
+                self._ic.set(icount)
 
     def _step_one(self) -> None:
         """One instruction with count=1 (the native counter is corrected after it)."""
@@ -819,7 +844,13 @@ class Board:
         if self.stop_on_event is not None and self._stop is None:
             why = self.stop_on_event(event)
             if why:
-                self._halt("watch", why, pc=self.pc)
+                if self._store_in_hook is not None:
+                    # Unicorn stops with the store done but PC still on it: resume after it.
+                    pc, ic = self._store_in_hook
+                    self._resume_after = (pc + 4, ic + 1)
+                    self._halt("watch", why, pc=pc + 4)
+                else:
+                    self._halt("watch", why, pc=self.pc)
 
     def _halt(self, reason: str, message: str, pc: int | None = None) -> None:
         if self._stop is not None:

@@ -90,6 +90,16 @@ class LabelReached(Event):
 
 
 @dataclass(frozen=True)
+class MemoryWrite(Event):
+    """A write into a watched range (debugger `watch *ADDR`)."""
+
+    kind: ClassVar[str] = "memory_write"
+    addr: int = 0
+    size: int = 0
+    value: int = 0
+
+
+@dataclass(frozen=True)
 class ModelMismatch(Event):
     """The harness's architecture model could not explain what Unicorn did."""
 
