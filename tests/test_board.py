@@ -65,6 +65,23 @@ l2:
     .quad   0x40200000 | (1 << 10) | (3 << 8) | (1 << 6) | 1
     .fill   510, 8, 0
 """
+# From EL2 into EL1h at label el1, with VBAR_EL1 = vec1 and VBAR_EL2 = vec2 (HCR replaced per test).
+TO_EL1 = """
+    .text
+    .global _start
+_start:
+    ldr x0, =HCR
+    msr hcr_el2, x0
+    adr x0, vec1
+    msr vbar_el1, x0
+    adr x0, vec2
+    msr vbar_el2, x0
+    mov x0, #0x3c5
+    msr spsr_el2, x0
+    adr x0, el1
+    msr elr_el2, x0
+    eret
+el1:"""
 SPAN0 = 0x30450839  # M=1, SPAN=0
 SPAN1 = 0x30C50839  # M=1, SPAN=1
 
@@ -86,22 +103,7 @@ def entries(result) -> list[ExceptionEntry]:
 def test_svc_hvc_entry_and_eret_at_el1():
     # facts §1: SVC from EL1 goes to EL1 (vector +0x200), ELR = next insn, ESR 0x56000000|imm;
     # HVC from EL1 goes to EL2 (+0x400), ESR 0x5a000000|imm; ERET restores the SPSR.
-    board, r = run(r"""
-    .text
-    .global _start
-_start:
-    ldr x0, =0x80000000
-    msr hcr_el2, x0
-    adr x0, vec1
-    msr vbar_el1, x0
-    adr x0, vec2
-    msr vbar_el2, x0
-    mov x0, #0x3c5
-    msr spsr_el2, x0
-    adr x0, el1
-    msr elr_el2, x0
-    eret
-el1:
+    board, r = run(TO_EL1.replace("HCR", "0x80000000") + r"""
     svc #0x33
 after_svc:
     hvc #0x44
@@ -230,22 +232,7 @@ vec:
 def test_irq_injection_routes_by_imo_and_waits_for_unmask():
     # facts §1 routing: IRQ goes to EL2 when HCR_EL2.IMO=1, vector +0x480 from EL1;
     # an IRQ targeting EL1 at EL1 waits while PSTATE.I=1.
-    src = r"""
-    .text
-    .global _start
-_start:
-    ldr x0, =HCR
-    msr hcr_el2, x0
-    adr x0, vec1
-    msr vbar_el1, x0
-    adr x0, vec2
-    msr vbar_el2, x0
-    mov x0, #0x3c5
-    msr spsr_el2, x0
-    adr x0, el1
-    msr elr_el2, x0
-    eret
-el1:
+    src = TO_EL1 + r"""
     nop
 spot:
     nop
