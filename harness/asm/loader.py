@@ -26,9 +26,12 @@ def load_elf(path: str | os.PathLike) -> Image:
                 flags = "r" + ("w" if seg["p_flags"] & 2 else "") + ("x" if seg["p_flags"] & 1 else "")
                 segments.append(Segment(f"LOAD@{seg['p_vaddr']:#x}", seg["p_vaddr"], data, flags))
             symbols: dict[str, int] = {}
+            mapping: list[tuple[int, bool]] = []  # ($x / $d mapping symbols: code or data from here on)
             symtab = elf.get_section_by_name(".symtab")
             if symtab is not None:
                 for sym in symtab.iter_symbols():
+                    if sym.name.startswith("$x") or sym.name.startswith("$d"):
+                        mapping.append((sym["st_value"], sym.name.startswith("$x")))
                     if sym.name and not sym.name.startswith("$") and sym["st_info"]["type"] in ("STT_NOTYPE", "STT_FUNC", "STT_OBJECT"):
                         if sym["st_shndx"] != "SHN_UNDEF":
                             symbols.setdefault(sym.name, sym["st_value"])
@@ -36,7 +39,23 @@ def load_elf(path: str | os.PathLike) -> Image:
             entry = elf.header["e_entry"]
     except (OSError, ELFError) as e:
         raise AsmError(f"{p}: cannot load ELF: {e}") from None
-    return Image(segments, symbols, entry, lines, files)
+    return Image(segments, symbols, entry, lines, files, _code_addresses(segments, mapping))
+
+
+def _code_addresses(segments: list[Segment], mapping: list[tuple[int, bool]]) -> list[int]:
+    """Instruction addresses of executable segments; data marked by $d mapping symbols is left out."""
+    mapping.sort()
+    out = []
+    k = -1
+    for seg in segments:
+        if "x" not in seg.flags:
+            continue
+        for addr in range(seg.addr, seg.addr + len(seg.data) - 3, 4):
+            while k + 1 < len(mapping) and mapping[k + 1][0] <= addr:
+                k += 1
+            if not mapping or (k >= 0 and mapping[k][1]):
+                out.append(addr)
+    return out
 
 
 def _dwarf_lines(elf: ELFFile) -> tuple[list[tuple[int, int, SourceLoc]], list[str]]:
@@ -71,7 +90,8 @@ def load_flat(path: str | os.PathLike, load_addr: int) -> Image:
         data = p.read_bytes()
     except OSError as e:
         raise AsmError(f"{p}: {e.strerror}") from None
-    return Image([Segment(p.name, load_addr, data, "rwx")], {}, load_addr)
+    seg = Segment(p.name, load_addr, data, "rwx")
+    return Image([seg], {}, load_addr, insn_addrs=_code_addresses([seg], []))
 
 
 def load_program(path: str | os.PathLike, *, load_addr: int | None = None, **asm_kwargs) -> Image:
