@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run-scenarios test test-slow fidelity bench lint clean
+.PHONY: run-scenarios test test-slow bench lint clean
 
 $(STAMP): pyproject.toml setup.py harness/machine/_icount.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,9 +22,6 @@ test: $(STAMP)
 # pytest exits 5 when a marker selects nothing; that is not a failure here.
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow; s=$$?; [ $$s -eq 5 ] && exit 0 || exit $$s
-
-fidelity: $(STAMP)
-	$(PY) -m harness fidelity
 
 bench: $(STAMP)
 	$(PY) bench/bench_board.py

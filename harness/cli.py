@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -82,10 +83,18 @@ def _run(argv: list[str]) -> int:
     return EXIT_STOPPED
 
 
+def _available(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"run": "run an AArch64 program (.S, .elf, .bin) on the emulated board"}
-    commands.update({k: v[1] for k, v in _DELEGATED.items()})
+    # Only commands that are built; `scenarios` falls back to selftest until its package exists.
+    commands.update({k: v[1] for k, v in _DELEGATED.items() if k == "scenarios" or _available(v[0])})
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: python -m harness COMMAND [ARGS...]\n\ncommands:")
         for name, text in commands.items():
