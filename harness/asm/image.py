@@ -71,6 +71,7 @@ class Image:
     lines: list[tuple[int, int, SourceLoc]] = field(default_factory=list)  # (addr, size, loc), sorted
     source_files: list[str] = field(default_factory=list)
     insn_addrs: list[int] = field(default_factory=list)  # instruction statements (not data)
+    globals: frozenset[str] = frozenset()  # names made global (.global/.globl; STB_GLOBAL in an ELF)
 
     def __post_init__(self) -> None:
         self.lines.sort(key=lambda t: t[0])
@@ -144,4 +145,4 @@ class Image:
 
 
 def _hidden(name: str) -> bool:
-    return name.startswith("__num_") or name.startswith(".Lpool")
+    return name.startswith(("__num_", "__pool_"))

@@ -26,6 +26,7 @@ def load_elf(path: str | os.PathLike) -> Image:
                 flags = "r" + ("w" if seg["p_flags"] & 2 else "") + ("x" if seg["p_flags"] & 1 else "")
                 segments.append(Segment(f"LOAD@{seg['p_vaddr']:#x}", seg["p_vaddr"], data, flags))
             symbols: dict[str, int] = {}
+            globals_: set[str] = set()
             mapping: list[tuple[int, bool]] = []  # ($x / $d mapping symbols: code or data from here on)
             symtab = elf.get_section_by_name(".symtab")
             if symtab is not None:
@@ -35,11 +36,13 @@ def load_elf(path: str | os.PathLike) -> Image:
                     if sym.name and not sym.name.startswith("$") and sym["st_info"]["type"] in ("STT_NOTYPE", "STT_FUNC", "STT_OBJECT"):
                         if sym["st_shndx"] != "SHN_UNDEF":
                             symbols.setdefault(sym.name, sym["st_value"])
+                            if sym["st_info"]["bind"] == "STB_GLOBAL":
+                                globals_.add(sym.name)
             lines, files = _dwarf_lines(elf)
             entry = elf.header["e_entry"]
     except (OSError, ELFError) as e:
         raise AsmError(f"{p}: cannot load ELF: {e}") from None
-    return Image(segments, symbols, entry, lines, files, _code_addresses(segments, mapping))
+    return Image(segments, symbols, entry, lines, files, _code_addresses(segments, mapping), frozenset(globals_))
 
 
 def _code_addresses(segments: list[Segment], mapping: list[tuple[int, bool]]) -> list[int]:
@@ -110,6 +113,6 @@ def load_program(path: str | os.PathLike, *, load_addr: int | None = None, **asm
         return load_elf(p)
     if suffix == ".bin":
         if load_addr is None:
-            raise AsmError(f"{p}: a flat binary needs --load-addr")
+            raise AsmError(f"{p}: a flat binary needs a load address (load_addr=, or --load-addr)")
         return load_flat(p, load_addr)
     raise AsmError(f"{p}: unknown program type (expected .S, .elf or .bin)")

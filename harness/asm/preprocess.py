@@ -19,6 +19,17 @@ from harness.asm.image import AsmError, SourceLoc
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LABEL = re.compile(r"^\s*([A-Za-z_.$][\w.$]*|\d+)\s*:(?!:)")
 _MAX_EXPANSION = 200
+# ALTERNATIVE(old, new, CAP) becomes this block, resolved with the asm-macro forms.
+_ALT_IF, _ALT_ELSE, _ALT_ENDIF = ".harness_alt_if", ".harness_alt_else", ".harness_alt_endif"
+_ALT_OPENERS = {"alternative_if", "alternative_if_not", _ALT_IF}
+_ALT_CLOSERS = {"alternative_endif", "alternative_else_nop_endif", _ALT_ENDIF}
+_IF_OPENERS = {".if", ".ifdef", ".ifndef", ".ifc", ".ifnc", ".ifeq", ".ifne", ".ifb", ".ifnb"}
+_REG_WORD = re.compile(r"(?<![\w.$\\])[A-Za-z_]\w*")
+_DATA_WIDTH = {
+    ".byte": 1, ".hword": 2, ".short": 2, ".2byte": 2, ".word": 4, ".long": 4, ".int": 4, ".4byte": 4,
+    ".inst": 4, ".quad": 8, ".xword": 8, ".8byte": 8, ".dword": 8,
+}
+_SIZELESS = {".equ", ".set", ".type", ".size", ".global", ".globl", ".hidden", ".local", ".weak"}
 
 
 @dataclass(frozen=True)
@@ -26,7 +37,8 @@ class Stmt:
     text: str  # one statement, comments removed, no label
     loc: SourceLoc
     labels: tuple[str, ...] = ()
-    via: str = ""  # "macro NAME at file:line" when produced by an expansion
+    via: str = ""  # "from macro 'NAME' used at file:line" when produced by an expansion
+    label_locs: tuple[SourceLoc, ...] = ()  # where each of `labels` is defined
 
 
 @dataclass
@@ -51,6 +63,7 @@ class Preprocessor:
         self.files: list[str] = []
         self.display_root: Path | None = None
         self.macros = {}
+        self.reg_aliases: dict[str, str] = {}  # NAME .req REG
         self._macro_counter = 0
 
     # ------------------------------------------------------------ stage 1: C preprocessor
@@ -84,7 +97,7 @@ class Preprocessor:
         out: list[tuple[str, SourceLoc]] = []
         raw_lines = text.split("\n")
         lines = _strip_comments(raw_lines, name)
-        cond: list[list[bool]] = []  # per #if: [taking now, some branch taken]
+        cond: list[list] = []  # per #if: [taking now, some branch taken, where it opened]
         i = 0
         while i < len(lines):
             line = lines[i]
@@ -93,7 +106,8 @@ class Preprocessor:
             while line.endswith("\\") and i + 1 < len(lines):
                 i += 1
                 line = line[:-1] + " " + lines[i]
-            loc = SourceLoc(name, lineno, raw_lines[lineno - 1])
+            raw = raw_lines[lineno - 1]
+            loc = SourceLoc(name, lineno, raw, len(raw) - len(raw.lstrip()) + 1)
             i += 1
             stripped = line.strip()
             active = all(c[0] for c in cond)
@@ -103,13 +117,13 @@ class Preprocessor:
                 word, rest = m.group(1), m.group(2).strip()
                 if word in ("if", "ifdef", "ifndef"):
                     if not active:
-                        cond.append([False, True])
+                        cond.append([False, True, loc])
                         continue
                     if word == "if":
                         val = self._cpp_condition(rest, loc)
                     else:
                         val = (rest.split()[0] in self.defines) == (word == "ifdef") if rest else False
-                    cond.append([val, val])
+                    cond.append([val, val, loc])
                 elif word == "elif":
                     if not cond:
                         raise AsmError("#elif without #if", loc)
@@ -153,7 +167,7 @@ class Preprocessor:
                 continue
             out.append((self.substitute(line, loc), loc))
         if cond:
-            raise AsmError("#if without #endif", SourceLoc(name, len(raw_lines), ""))
+            raise AsmError("unterminated #if (no #endif in this file)", cond[-1][2])
         return out
 
     def _include(self, path: Path, spec: str, loc: SourceLoc, depth: int) -> list[tuple[str, SourceLoc]]:
@@ -260,20 +274,21 @@ class Preprocessor:
         enabled = cap in self.caps
         if len(args) == 4:
             cfg = args[3].strip()
-            enabled = enabled and self.defines.get(cfg, _Define(None, "1")).body not in ("0", "")
-        old_n, new_n = _count_stmts(self.substitute(old, loc)), _count_stmts(self.substitute(new, loc))
-        if old_n != new_n:
-            raise AsmError(f"ALTERNATIVE: old ({old_n} instructions) and new ({new_n}) differ in size", loc)
-        return new if enabled else old
+            # IS_ENABLED(CONFIG_X): only a CONFIG_X defined to non-zero enables the new side
+            enabled = enabled and cfg in self.defines and self.defines[cfg].body.strip() not in ("0", "")
+        # Sized after macro expansion (stage 2), where the kernel's `.org` checks act too.
+        return f"{_ALT_IF} {int(enabled)} ; {new} ; {_ALT_ELSE} ; {old} ; {_ALT_ENDIF}"
 
     # ------------------------------------------------------------ stage 2: GNU as macros
 
     def statements(self, lines: list[tuple[str, SourceLoc]]) -> list[Stmt]:
         stmts: list[Stmt] = []
         for text, loc in lines:
+            start = 0
             for part in _split_statements(text):
-                stmts.append(Stmt(part, loc))
-        stmts = self._expand(stmts, depth=0, symbols={})
+                col, start = _column(loc.text, part, start)
+                stmts.append(Stmt(part, replace(loc, col=col)))
+        stmts = self._expand(_split_labels(stmts), depth=0, symbols={})
         return _number_labels(stmts)
 
     def _expand(self, stmts: list[Stmt], depth: int, symbols: dict[str, int]) -> list[Stmt]:
@@ -281,49 +296,42 @@ class Preprocessor:
             raise AsmError("macros nested too deep", stmts[0].loc if stmts else None)
         out: list[Stmt] = []
         i = 0
-        cond: list[list[bool]] = []
-        counter = self._macro_counter
+        cond: list[list] = []  # per .if: [taking now, some branch taken, the opening Stmt]
         while i < len(stmts):
             st = stmts[i]
             i += 1
             text = st.text
-            head, _, rest = text.partition(" ")
-            head = head.strip()
-            rest = rest.strip()
+            head, rest = split_head(text)
             active = all(c[0] for c in cond)
-            if head in (".if", ".ifdef", ".ifndef", ".ifc", ".ifnc", ".ifeq", ".ifne", ".ifb", ".ifnb",
-                        "alternative_if", "alternative_if_not"):
+            if head in _ALT_OPENERS and active:
+                i = self._alternative_block(stmts, i, st, depth, symbols, out)
+                continue
+            if head in _IF_OPENERS or head in _ALT_OPENERS:
                 if not active:
-                    cond.append([False, True])
+                    cond.append([False, True, st])
                     continue
                 val = self._as_condition(head, rest, st, symbols)
-                cond.append([val, val])
+                cond.append([val, val, st])
                 continue
-            if head in (".elseif",):
+            if head == ".elseif":
                 top = cond[-1] if cond else None
                 if top is None:
-                    raise AsmError(".elseif without .if", st.loc)
+                    raise AsmError(".elseif without .if", st.loc, st.via)
                 if top[1] or not all(c[0] for c in cond[:-1]):
                     top[0] = False
                 else:
                     top[0] = self._as_condition(".if", rest, st, symbols)
                     top[1] = top[0]
                 continue
-            if head in (".else", "alternative_else"):
+            if head in (".else", "alternative_else", _ALT_ELSE):
                 if not cond:
-                    raise AsmError(f"{head} without .if", st.loc)
+                    raise AsmError(f"{head} without .if", st.loc, st.via)
                 cond[-1][0] = not cond[-1][1]
                 cond[-1][1] = True
                 continue
-            if head in (".endif", "alternative_endif"):
+            if head in (".endif", "alternative_endif", "alternative_else_nop_endif", _ALT_ENDIF):
                 if not cond:
-                    raise AsmError(f"{head} without .if", st.loc)
-                cond.pop()
-                continue
-            if head == "alternative_else_nop_endif":
-                # The kernel pads the else side with nops; here the taken side is kept as is.
-                if not cond:
-                    raise AsmError(f"{head} without alternative_if", st.loc)
+                    raise AsmError(f"{head} without .if", st.loc, st.via)
                 cond.pop()
                 continue
             if not active:
@@ -338,6 +346,9 @@ class Preprocessor:
                 self.macros[name] = (params, stmts[i : end - 1], st.loc)
                 i = end
                 continue
+            if head == ".purgem":
+                self.macros.pop(rest.strip(), None)
+                continue
             if head in (".rept", ".irp", ".irpc"):
                 end = _skip_block(stmts, i, (".rept", ".irp", ".irpc"), ".endr", st)
                 body = stmts[i : end - 1]
@@ -349,12 +360,23 @@ class Preprocessor:
                 else:
                     var, _, vals = rest.partition(",")
                     items = [v.strip() for v in vals.split(",")] if head == ".irp" else list(vals.strip())
+                    pat = re.compile(rf"\\{re.escape(var.strip())}(?![\w])")
                     for v in items:
-                        sub = [replace(b, text=b.text.replace("\\" + var.strip(), v)) for b in body]
-                        out.extend(self._expand(sub, depth + 1, symbols))
+                        sub = [replace(b, text=_unbackslash(pat.sub(lambda _m, v=v: v, b.text))) for b in body]
+                        out.extend(self._expand(_split_labels(sub), depth + 1, symbols))
                 continue
             if head in (".endm", ".endr"):
-                raise AsmError(f"{head} without a matching block", st.loc)
+                raise AsmError(f"{head} without a matching block", st.loc, st.via)
+            if head == ".exitm":
+                return out  # leaves the macro body being expanded, open .ifs included
+            if head in (".error", ".err"):
+                raise AsmError(f".error: {rest.strip().strip(chr(34)) or 'error'}", st.loc, st.via)
+            if rest.startswith(".req ") or rest.startswith(".req\t"):
+                self.reg_aliases[head] = rest[4:].strip()
+                continue
+            if head == ".unreq":
+                self.reg_aliases.pop(rest.strip(), None)
+                continue
             if head in (".equ", ".set") or re.match(r"^[A-Za-z_.$][\w.$]*\s*=", text):
                 name, value = _assignment(text, head, rest)
                 try:
@@ -363,37 +385,80 @@ class Preprocessor:
                     pass  # refers to labels: layout evaluates it
                 out.append(st)
                 continue
-            label_m = _LABEL.match(text)
-            if label_m is not None:
-                # "1:  some_macro args": keep the label, then expand the call (GNU as allows it).
-                body = text[label_m.end():].strip()
-                if body and body.split(None, 1)[0] in self.macros:
-                    out.append(Stmt(text[: label_m.end()], st.loc, (), st.via))
-                    stmts.insert(i, Stmt(body, st.loc, (), st.via))
-                    continue
-            name_only = head
-            if label_m is None and name_only in self.macros:
-                params, body, where = self.macros[name_only]
-                counter += 1
-                self._macro_counter = counter
-                args = _bind_args(name_only, params, rest, st)
-                sub = []
-                for b in body:
-                    t = b.text
-                    for p, a in args.items():
-                        t = re.sub(rf"\\{re.escape(p)}(?![\w])", lambda _m, a=a: a, t)
-                    t = t.replace("\\@", str(counter)).replace("\\()", "")
-                    via = st.via or f"from macro '{name_only}' used at {st.loc}"
-                    for part in _split_statements(t):
-                        sub.append(Stmt(part, b.loc, (), via))
-                out.extend(self._expand(sub, depth + 1, symbols))
+            if head in self.macros:
+                out.extend(self._expand(self._macro_body(head, rest, st), depth + 1, symbols))
                 continue
+            if self.reg_aliases and not head.startswith("."):
+                text = _REG_WORD.sub(lambda m: self.reg_aliases.get(m.group(0), m.group(0)), text)
+                st = replace(st, text=text)
             out.append(st)
         if cond:
-            raise AsmError(".if without .endif", stmts[-1].loc if stmts else None)
+            raise AsmError(f"{split_head(cond[-1][2].text)[0]} without .endif", cond[-1][2].loc, cond[-1][2].via)
         return out
 
-    macros: dict[str, tuple[list[tuple[str, str | None]], list[Stmt], SourceLoc]]
+    def _macro_body(self, name: str, rest: str, st: Stmt) -> list[Stmt]:
+        params, body, _where = self.macros[name]
+        self._macro_counter += 1
+        args = _bind_args(name, params, rest, st)
+        pats = [(re.compile(rf"\\{re.escape(p)}(?![\w])"), a) for p, a in args.items()]
+        via = f"from macro '{name}' used at {st.loc.file}:{st.loc.line}" + (", " + st.via if st.via else "")
+        sub = []
+        for b in body:
+            t = b.text
+            for pat, a in pats:
+                t = pat.sub(lambda _m, a=a: a, t)
+            t = _unbackslash(t.replace("\\@", str(self._macro_counter)))
+            for part in _split_statements(t):
+                sub.append(Stmt(part, b.loc, (), via))
+        return _split_labels(sub)
+
+    def _alternative_block(self, stmts: list[Stmt], i: int, st: Stmt, depth: int, symbols: dict[str, int],
+                           out: list[Stmt]) -> int:
+        """alternative_if/_if_not ... [alternative_else ...] alternative_endif (also the form
+        ALTERNATIVE() becomes): keep the side the CPU's caps select; both sides must have the same
+        size, as the kernel's `.org` checks in alternative_endif demand, and
+        alternative_else_nop_endif pads the default side with NOPs to that size."""
+        head, rest = split_head(st.text)
+        sides: list[list[Stmt]] = [[], []]
+        side, nesting, end_kind = 0, 0, None
+        while i < len(stmts):
+            h = split_head(stmts[i].text)[0]
+            i += 1
+            if h in _ALT_OPENERS:
+                nesting += 1
+            elif nesting and h in _ALT_CLOSERS:
+                nesting -= 1
+            elif h in ("alternative_else", _ALT_ELSE) and nesting == 0:
+                side = 1
+                continue
+            elif h in _ALT_CLOSERS and nesting == 0:
+                end_kind = h
+                break
+            sides[side].append(stmts[i - 1])
+        if end_kind is None:
+            raise AsmError(f"{head} without alternative_endif", st.loc, st.via)
+        if head == _ALT_IF:
+            first_taken = rest.strip() == "1"
+        else:
+            first_taken = self._as_condition(head, rest, st, symbols)
+        first = self._expand(sides[0], depth + 1, symbols)
+        if end_kind == "alternative_else_nop_endif":
+            size = _block_size(first)
+            second = [Stmt("nop", st.loc, (), st.via)] * (size // 4)
+        else:
+            second = self._expand(sides[1], depth + 1, symbols)
+            a, b = _block_size(first), _block_size(second)
+            if a != b:
+                if head == _ALT_IF:
+                    what = f"ALTERNATIVE: old is {b} bytes, new is {a}"
+                else:
+                    what = f"{head}: the {head} side is {a} bytes, the alternative_else side {b}"
+                raise AsmError(f"{what}; both must have the same size (the kernel build fails with "
+                               "'Alternatives instruction length mismatch')", st.loc, st.via)
+        out.extend(first if first_taken else second)
+        return i
+
+    macros: dict[str, tuple[list[tuple[str, str | None, str]], list[Stmt], SourceLoc]]
 
     def _as_condition(self, head: str, rest: str, st: Stmt, symbols: dict[str, int]) -> bool:
         if head == "alternative_if":
@@ -517,8 +582,74 @@ def _split_statements(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def _count_stmts(text: str) -> int:
-    return sum(1 for p in _split_statements(text) if not _LABEL.fullmatch(p))
+def split_head(text: str) -> tuple[str, str]:
+    """`mnemonic-or-directive`, `operands` of one statement (any blanks between them)."""
+    parts = text.split(None, 1)
+    if not parts:
+        return "", ""
+    return parts[0], (parts[1].strip() if len(parts) > 1 else "")
+
+
+def _column(raw: str, part: str, start: int) -> tuple[int, int]:
+    """1-based column of statement `part` within source line `raw` (searching from `start`)."""
+    tok = part.split(None, 1)[0] if part.strip() else ""
+    k = raw.find(tok, start) if tok else -1
+    if k < 0:
+        return len(raw) - len(raw.lstrip()) + 1, start
+    return k + 1, k + len(tok)
+
+
+def _split_labels(stmts: list[Stmt]) -> list[Stmt]:
+    """`lab: stmt` becomes `lab:` and `stmt`, so the statement may be a macro call or a directive."""
+    out = []
+    for st in stmts:
+        text = st.text
+        m = _LABEL.match(text)
+        if m is None:
+            out.append(st)
+            continue
+        while m is not None and text[m.end():].strip():
+            out.append(replace(st, text=text[: m.end()].strip()))
+            text = text[m.end():].strip()
+            m = _LABEL.match(text)
+        out.append(replace(st, text=text))
+    return out
+
+
+def _unbackslash(text: str) -> str:
+    return text.replace("\\()", "")
+
+
+def _block_size(stmts: list[Stmt]) -> int:
+    """Bytes a run of expanded statements assembles to (each instruction is 4 bytes)."""
+    total = 0
+    for st in stmts:
+        head, rest = split_head(st.text)
+        if not head or _LABEL.fullmatch(st.text.strip()) or re.match(r"^[A-Za-z_.$][\w.$]*\s*=", st.text):
+            continue
+        if head in _DATA_WIDTH:
+            total += _DATA_WIDTH[head] * len(_split_top_commas(rest))
+        elif head in _SIZELESS or head.startswith(".cfi_"):
+            continue
+        elif head.startswith("."):
+            raise AsmError(f"{head} inside an alternative: its size cannot be checked", st.loc, st.via)
+        else:
+            total += 4
+    return total
+
+
+def _split_top_commas(text: str) -> list[str]:
+    parts, cur, depth = [], [], 0
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur))
+    return [p for p in parts if p.strip()]
 
 
 def _skip_block(stmts: list[Stmt], i: int, opener, closer: str, st: Stmt) -> int:
@@ -536,33 +667,40 @@ def _skip_block(stmts: list[Stmt], i: int, opener, closer: str, st: Stmt) -> int
     raise AsmError(f"{st.text.split()[0]} without {closer}", st.loc)
 
 
-def _macro_params(rest: str, st: Stmt) -> tuple[str, list[tuple[str, str | None]]]:
-    parts = [p for p in re.split(r"[\s,]+", rest.strip()) if p]
+def _macro_params(rest: str, st: Stmt) -> tuple[str, list[tuple[str, str | None, str]]]:
+    """`.macro NAME a, b=1, c:req, d:vararg` -> NAME, [(param, default, qualifier)]."""
+    rest = re.sub(r"\s*=\s*", "=", rest.strip())
+    parts = [p for p in re.split(r"[\s,]+", rest) if p]
     if not parts:
-        raise AsmError(".macro needs a name", st.loc)
+        raise AsmError(".macro needs a name", st.loc, st.via)
     params = []
     for p in parts[1:]:
         name, eq, default = p.partition("=")
-        name = name.split(":")[0]
-        params.append((name, default if eq else None))
+        name, _, qual = name.partition(":")
+        params.append((name, default if eq else None, qual))
     return parts[0], params
 
 
-def _bind_args(name: str, params: list[tuple[str, str | None]], rest: str, st: Stmt) -> dict[str, str]:
+def _bind_args(name: str, params: list[tuple[str, str | None, str]], rest: str, st: Stmt) -> dict[str, str]:
     args = _split_macro_args(rest) if rest.strip() else []
+    names = [p for p, _d, _q in params]
     bound: dict[str, str] = {}
     positional = []
     for a in args:
         m = re.match(r"^([A-Za-z_]\w*)\s*=(.*)$", a)
-        if m and any(p == m.group(1) for p, _ in params):
+        if m and m.group(1) in names:
             bound[m.group(1)] = m.group(2).strip()
         else:
             positional.append(a)
-    for (p, _default), a in zip(params, positional, strict=False):
+    if params and params[-1][2] == "vararg" and len(positional) >= len(params):
+        positional[len(params) - 1 :] = [", ".join(positional[len(params) - 1 :])]
+    for p, a in zip(names, positional, strict=False):
         bound.setdefault(p, a)
     if len(positional) > len(params):
         raise AsmError(f"macro '{name}' takes {len(params)} arguments, got {len(positional)}", st.loc, st.via)
-    for p, default in params:
+    for p, default, qual in params:
+        if qual == "req" and not bound.get(p):
+            raise AsmError(f"macro '{name}': missing value for required parameter '{p}'", st.loc, st.via)
         bound.setdefault(p, default or "")
     return bound
 
@@ -608,6 +746,7 @@ def _number_labels(stmts: list[Stmt]) -> list[Stmt]:
     out: list[Stmt] = []
     counts: dict[str, int] = {}
     pending: list[str] = []
+    pending_locs: list[SourceLoc] = []
     split: list[tuple[Stmt, list[str], str]] = []
     for st in stmts:
         text = st.text
@@ -637,11 +776,12 @@ def _number_labels(stmts: list[Stmt]) -> list[Stmt]:
                 text,
             )
         pending.extend(names)
+        pending_locs.extend([st.loc] * len(names))
         if text:
-            out.append(Stmt(text, st.loc, tuple(pending), st.via))
-            pending = []
+            out.append(Stmt(text, st.loc, tuple(pending), st.via, tuple(pending_locs)))
+            pending, pending_locs = [], []
     if pending:
-        out.append(Stmt("", stmts[-1].loc if stmts else SourceLoc("?", 0), tuple(pending)))
+        out.append(Stmt("", pending_locs[-1], tuple(pending), "", tuple(pending_locs)))
     return out
 
 

@@ -1,0 +1,6 @@
+#ifndef REG
+#define REG x9
+#endif
+	.macro	body
+	msr	pan, #1
+	.endm
