@@ -262,3 +262,11 @@ def test_permissions_pan_and_unprivileged_accesses():
     assert walk(0x4020_0000, fetch=True).fault == FaultType.PERMISSION
     assert walk(0x4000_0000, fetch=True).fault is None
     assert walk(0x4000_0000, el=0, pstate=PState(el=0)).fault == FaultType.PERMISSION
+
+
+def test_msr_immediate_range_follows_field_width() -> None:
+    # C6.2.195 MSR (immediate): PAN/UAO/SPSel are one bit (#0/#1); DAIFSet/DAIFClr take a 4-bit mask.
+    assert encode_msr_imm("daifset", 15) == 0xD5034FDF
+    for field in ("pan", "uao", "spsel"):
+        with pytest.raises(ValueError):
+            encode_msr_imm(field, 2)

@@ -215,8 +215,10 @@ def encode_msr_imm(field: str, imm: int) -> int:
         op1, op2 = PSTATE_MSR_IMM[field.lower()]
     except KeyError:
         raise UnknownSysReg(f"unknown PSTATE field {field!r} for MSR (immediate)") from None
-    if not 0 <= imm <= 15:
-        raise ValueError(f"MSR {field}, #{imm}: immediate out of range 0..15")
+    # One-bit fields take #0 or #1 (GNU as rejects more); DAIFSet/DAIFClr take a 4-bit mask.
+    top = 15 if field.lower() in ("daifset", "daifclr") else 1
+    if not 0 <= imm <= top:
+        raise ValueError(f"MSR {field}, #{imm}: immediate out of range 0 to {top}")
     return 0xD500401F | op1 << 16 | imm << 8 | op2 << 5
 
 

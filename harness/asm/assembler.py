@@ -522,10 +522,10 @@ class Assembler:
             field = parts[0].lower()
             if field in PSTATE_MSR_IMM and parts[1].startswith("#"):
                 imm = evaluate(parts[1][1:], {**self.symbols, ".": addr})
-                if field not in ("daifset", "daifclr") and not 0 <= imm <= 1:
-                    # MSR (immediate) to a one-bit PSTATE field takes #0 or #1 (C6.2.195), as GNU as checks
-                    raise AsmError(f"msr {field}, #{imm}: immediate out of range 0 to 1", _at(st, parts[1]), st.via)
-                return encode_msr_imm(field, imm)
+                try:
+                    return encode_msr_imm(field, imm)
+                except ValueError as e:  # one-bit fields take #0 or #1 (C6.2.195), as GNU as checks
+                    raise AsmError(str(e).lower(), _at(st, parts[1]), st.via) from None
             return encode_msr(lookup(parts[0]), _xreg(parts[1], st))
         except UnknownSysReg as e:
             raise AsmError(str(e), _at(st, parts[1] if op == "mrs" else parts[0]), st.via) from None
