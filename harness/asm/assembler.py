@@ -683,7 +683,7 @@ def _keystone(items: list[tuple[str, int]], symbols: dict[str, int], stmts: list
 
 _cs = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
 _CLASSES = [
-    {"mov", "movz", "movn", "orr", "add"}, {"cmp", "subs"}, {"cmn", "adds"}, {"tst", "ands"},
+    {"mov", "movz", "movn", "orr", "add"}, {"cmp", "subs"}, {"cmn", "adds"}, {"tst", "ands", "bics"}, {"bic", "and"},  # BIC (immediate) is AND of the inverse
     {"neg", "sub"}, {"negs", "subs"}, {"mvn", "orn"}, {"mul", "madd"}, {"mneg", "msub"},
     {"lsl", "lsr", "asr", "ubfm", "sbfm", "ubfx", "sbfx", "ubfiz", "sbfiz", "bfi", "bfxil", "bfm", "bfc",
      "uxtb", "uxth", "sxtb", "sxth", "sxtw"},
@@ -750,6 +750,8 @@ def _check(word: int, addr: int, item: _Item, symbols: dict[str, int], fixed: bo
     if not (src in ("movz", "movn") and "lsl" in item.text):
         emitted = [int(v, 0) for v in _IMM.findall(ops)]
         for v in (int(x, 0) for x in _IMM.findall(item.text)):
+            if src in ("bic", "bics") and mnem != src:
+                v = ~v & (0xFFFF_FFFF if rest.lstrip().lower().startswith("w") else 0xFFFF_FFFF_FFFF_FFFF)
             if not _imm_matches(v, emitted):
                 raise AsmError(f"emitted {mnem} {ops} ({word:#010x}): immediate {v:#x} is missing", st.loc, st.via)
     if (src.startswith("b.") or src in _PCREL) and "[" not in rest and rest:

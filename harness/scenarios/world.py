@@ -22,6 +22,8 @@ LAYOUT: dict[str, int] = {
     ".user": 0x4013_0000,       # user_page (AP=01)
     ".guest": 0x4014_0000,      # guest text and data
     ".pgtables": 0x4020_0000,   # every translation table
+    "__ex_table": 0x4012_f000,      # the kernel's exception table (last page of .data's range)
+    "__hyp_ex_table": 0x4011_f000,  # hyp's (last page of .hyp.data's range: mapped for hyp)
 }
 
 # scenario_config: 8-byte fields, written by Python before the run.
@@ -49,14 +51,16 @@ POINTS = (
     "__guest_enter",
     "guest_entry",
     "guest_irq_point",
-    "__kvm_hyp_vector",
     "__guest_exit",
     "__guest_exit_end",
     "vcpu_run_after_guest",
     "vcpu_run_fixup",
     "host_after_call",
 )
-LABELS = POINTS + PROBES + ("uao_thread_switch", "kvm_call_hyp", "el1_sync", "el1_trap", "el1_irq", "el1_error")
+# Where a run must never go: a panic or a guest exception nobody expects.
+FAILURE_LABELS = ("panic", "hyp_panic", "guest_bad_exception")
+LABELS = (POINTS + PROBES + FAILURE_LABELS
+          + ("uao_thread_switch", "kvm_call_hyp", "el1_sync", "el1_trap", "el1_irq", "el1_error"))
 
 
 def variant_names() -> list[str]:

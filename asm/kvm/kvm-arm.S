@@ -1,0 +1,163 @@
+// kvm-arm.S: the host side of KVM: arch/arm64/kvm/hyp.S (__kvm_call_hyp), virt/kvm/arm/arm.c
+// (kvm_arch_init, kvm_arch_vcpu_ioctl_run), arch/arm64/kvm/reset.c (kvm_reset_vcpu), and a
+// second kernel path that runs the world switch with KERNEL_DS (kernel_ds_caller).
+
+    .text
+// kvm_call_hyp(fn, args...): x0 = hyp function, x1-x3 its arguments.
+kvm_call_hyp:
+    has_vhe x9
+    cbnz    x9, __vhe_hyp_call
+    str     lr, [sp, #-16]!
+    hvc     #0                              // non-VHE: into __kvm_hyp_vector el1_sync
+    ldr     lr, [sp], #16
+    ret
+
+// __vhe_hyp_call (hyp-entry.S): under VHE the kernel is already at EL2: a plain call.
+__vhe_hyp_call:
+    str     lr, [sp, #-16]!
+    mov     lr, x0
+    mov     x0, x1
+    mov     x1, x2
+    mov     x2, x3
+    blr     lr
+    ldr     lr, [sp], #16
+    ret
+
+// kvm_arch_init + kvm_reset_vcpu(vcpu0): the vcpu as the VMM configured it.
+kvm_arch_init:
+    ldr     x19, =vcpu0
+    ldr     x0, =kvm_host_cpu_state
+    str     x0, [x19, #VCPU_HOST_CONTEXT]   // vcpu->arch.host_cpu_context
+    // vcpu_reset_hcr(): HCR_GUEST_FLAGS, +E2H under VHE; the vgic adds IMO|FMO
+    ldr     x0, =(HCR_GUEST_FLAGS | HCR_IMO | HCR_FMO)
+    has_vhe x1
+    cbz     x1, 1f
+    orr     x0, x0, #HCR_E2H
+1:  str     x0, [x19, #VCPU_HCR_EL2]
+    // kvm_alloc_stage2_pgd + update_vttbr(): the stage-2 root with VMID 1
+    ldr     x0, =(s2_pg_l1 + (1 << VTTBR_VMID_SHIFT))
+    str     x0, [x19, #VCPU_VTTBR]
+    // kvm_reset_sys_regs + the guest's own boot: MMU on with its tables, SPAN=0, its vectors
+    ldr     x0, =(SCTLR_EL1_BASE | SCTLR_ELx_M)
+    alternative_if ARM64_HAS_PAN
+    bic     x0, x0, #SCTLR_EL1_SPAN
+    alternative_else_nop_endif
+    str     x0, [x19, #CPU_SCTLR_EL1]
+    ldr     x0, =guest_pg_l1
+    str     x0, [x19, #CPU_TTBR0_EL1]
+    ldr     x0, =TCR_VALUE
+    str     x0, [x19, #CPU_TCR_EL1]
+    ldr     x0, =MAIR_VALUE
+    str     x0, [x19, #CPU_MAIR_EL1]
+    ldr     x0, =guest_vectors
+    str     x0, [x19, #CPU_VBAR_EL1]
+    ldr     x0, =guest_stack_top
+    str     x0, [x19, #CPU_SP_EL1]
+    str     xzr, [x19, #CPU_ELR_EL1]
+    str     xzr, [x19, #CPU_SPSR_EL1]
+    ret
+
+// kvm_vcpu_set_regs: the VMM's KVM_SET_ONE_REG calls before KVM_RUN. The guest starts at
+// guest_entry in EL1h with the mask of the interrupt that will end its run cleared;
+// x0-x2 = its PAN, UAO and exit cause.
+kvm_vcpu_set_regs:
+    ldr     x19, =vcpu0
+    ldr     x0, =guest_entry
+    str     x0, [x19, #CPU_PC]
+    config  x1, CFG_EXIT
+    mov     x0, #(PSR_MODE_EL1h | PSR_DAIF)
+    cmp     x1, #EXIT_IRQ
+    b.ne    2f
+    bic     x0, x0, #PSR_I_BIT
+2:  cmp     x1, #EXIT_SERROR
+    b.ne    3f
+    bic     x0, x0, #PSR_A_BIT
+3:  str     x0, [x19, #CPU_PSTATE]
+    config  x0, CFG_GUEST_PAN
+    str     x0, [x19, #(0 * 8)]
+    config  x0, CFG_GUEST_UAO
+    str     x0, [x19, #(1 * 8)]
+    str     x1, [x19, #(2 * 8)]
+    str     xzr, [x19, #CPU_SP_EL0]
+    ret
+
+// host_main: the vcpu thread. Its ioctl(KVM_RUN), or the KERNEL_DS kernel path; then the
+// harness's probes of what hyp code can reach (not kernel code), then power off.
+host_main:
+    bl      kvm_vcpu_set_regs
+    config  x0, CFG_CALLER
+    cbnz    x0, 1f
+    bl      kvm_arch_vcpu_ioctl_run
+    b       2f
+1:  bl      kernel_ds_caller
+2:  ldr     x1, =kvm_exit_code
+    str     x0, [x1]
+    config  x0, CFG_HYP_PROBES
+    cbz     x0, 3f
+    ldr     x0, =__kvm_probe_hyp_pan
+    bl      kvm_call_hyp
+    ldr     x0, =__kvm_probe_kernel_call
+    bl      kvm_call_hyp
+3:  psci_system_off
+
+// kvm_arch_vcpu_ioctl_run: the KVM_RUN path, entered from user space with USER_DS.
+kvm_arch_vcpu_ioctl_run:
+    stp     x29, x30, [sp, #-16]!
+    bl      host_world_switch
+    ldp     x29, x30, [sp], #16
+    ret
+
+// kernel_ds_caller: a kernel path that runs the world switch under set_fs(KERNEL_DS).
+kernel_ds_caller:
+    stp     x29, x30, [sp, #-32]!
+    stp     x19, x20, [sp, #16]
+    get_current x0
+    ldr     x19, [x0, #TSK_TI_ADDR_LIMIT]   // old_fs = get_fs()
+    ldr     x0, =KERNEL_DS
+    bl      set_fs                          // set_fs(KERNEL_DS)
+    bl      host_world_switch
+    mov     x20, x0
+    mov     x0, x19
+    bl      set_fs                          // set_fs(old_fs)
+    mov     x0, x20
+    ldp     x19, x20, [sp, #16]
+    ldp     x29, x30, [sp], #32
+    ret
+
+// host_world_switch: one iteration of kvm_arch_vcpu_ioctl_run's run loop, with the
+// harness's host probes before and straight after the world switch.
+host_world_switch:
+    stp     x29, x30, [sp, #-32]!
+    str     x19, [sp, #16]
+    bl      host_probes                     // baseline, before the world switch
+    msr     daifset, #2                     // local_irq_disable()
+    ldr     x0, =__kvm_vcpu_run
+host_before_call:
+    ldr     x1, =vcpu0
+    bl      kvm_call_hyp                    // ret = kvm_call_hyp(__kvm_vcpu_run, vcpu)
+host_after_call:
+    mov     x19, x0
+    bl      host_probes
+    msr     daifclr, #2                     // local_irq_enable()
+    mov     x0, x19
+    ldr     x19, [sp, #16]
+    ldp     x29, x30, [sp], #32
+    ret
+
+    .section .data, "aw"
+    .balign 8
+scenario_config:                            // written by the harness (world.py CONFIG_FIELDS)
+    .quad   0, 0, 0, 0, 0, 1
+kvm_exit_code:
+    .quad   -1
+
+    .section .hyp.data, "aw"
+    .balign 16
+arm64_vhe_cap:                              // has_vhe()
+    .quad   0
+    .balign 16
+vcpu0:                                      // struct kvm_vcpu
+    .skip   VCPU_SIZE
+    .balign 16
+kvm_host_cpu_state:                         // the host's struct kvm_cpu_context
+    .skip   CPU_CONTEXT_SIZE

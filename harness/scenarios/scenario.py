@@ -1,0 +1,77 @@
+"""A scenario: one configuration of the world switch under one code variant, and the matrix."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field
+
+from harness.scenarios.world import CALLERS, EXIT_CAUSES, variant_names
+
+CPUS = ("max", "a57")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    variant: str
+    cpu: str = "max"
+    vhe: bool = True
+    caller: str = "kvm_run"     # kvm_run (USER_DS) | kernel_ds
+    guest_pan: int = 0
+    guest_uao: int = 0
+    exit: str = "hvc"           # hvc | irq | wfi | serror
+    hyp_probes: bool = True
+    name: str | None = None     # user scenarios (TOML) name themselves
+    diff: str | None = None     # a user variant: its diff file, applied to the v4.13 models
+    tags: tuple[str, ...] = field(default=())
+
+    @property
+    def config_id(self) -> str:
+        """The configuration without the variant: a row of the variant comparison."""
+        mode = "vhe" if self.vhe else "nvhe"
+        return f"{self.cpu}-{mode}-{self.caller}-pan{self.guest_pan}-uao{self.guest_uao}-{self.exit}"
+
+    @property
+    def id(self) -> str:
+        return self.name or f"{self.variant}/{self.config_id}"
+
+    def config_values(self) -> dict[str, int]:
+        """scenario_config as world.S reads it."""
+        return {
+            "vhe": int(self.vhe),
+            "caller": CALLERS.index(self.caller),
+            "guest_pan": self.guest_pan,
+            "guest_uao": self.guest_uao,
+            "exit": EXIT_CAUSES.index(self.exit),
+            "hyp_probes": int(self.hyp_probes),
+        }
+
+    def axes(self) -> dict[str, object]:
+        """The axes a verdict's conditions are written in."""
+        return {"variant": self.variant, "cpu": self.cpu, "mode": "vhe" if self.vhe else "nvhe",
+                "caller": self.caller, "guest_pan": self.guest_pan, "guest_uao": self.guest_uao,
+                "exit": self.exit}
+
+    def to_json(self) -> dict[str, object]:
+        d = asdict(self)
+        d["tags"] = list(self.tags)
+        return d
+
+
+def configurations(cpus: tuple[str, ...] = CPUS) -> list[Scenario]:
+    """Every meaningful configuration (variant left as v4.13). The a57 (v8.0) has no VHE, PAN
+    or UAO: it boots non-VHE and its guest cannot set PAN or UAO."""
+    out = []
+    for cpu in cpus:
+        modes = (True, False) if cpu == "max" else (False,)
+        flags = (0, 1) if cpu == "max" else (0,)
+        for vhe, caller, pan, uao, exit_ in itertools.product(modes, CALLERS, flags, flags, EXIT_CAUSES):
+            out.append(Scenario("v4.13", cpu, vhe, caller, pan, uao, exit_))
+    return out
+
+
+def matrix(variants: list[str] | None = None, cpus: tuple[str, ...] = CPUS) -> list[Scenario]:
+    """Every configuration under every variant, variant-major."""
+    from dataclasses import replace
+
+    names = variants or variant_names()
+    return [replace(c, variant=v) for v in names for c in configurations(cpus)]
