@@ -1,0 +1,198 @@
+"""`python -m harness scenarios` (make run-scenarios): run the matrix, decide the claims,
+print the claims table and the variant comparison, write reports/."""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.machine.board import QUIRKS
+from harness.scenarios import claims as claims_mod
+from harness.scenarios.report import cell, comparison
+from harness.scenarios.runner import ScenarioError, ScenarioRun, run_scenarios
+from harness.scenarios.scenario import CPUS, configurations, matrix
+from harness.scenarios.user import UserFileError, load_all
+from harness.scenarios.world import ROOT, variant_names
+
+EXIT_OK, EXIT_HARNESS, EXIT_BAD_INPUT = 0, 1, 2
+FIDELITY_JSON = ROOT / "reports" / "fidelity.json"
+
+
+def fidelity_figure() -> str | None:
+    """The latest `make fidelity` result, as that command saved it."""
+    try:
+        d = json.loads(FIDELITY_JSON.read_text())
+        return f"agrees with QEMU {d['qemu_version']} on {d['agree']}/{d['cases']} cases ({d.get('date', '?')})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m harness scenarios",
+                                 description="Run the KVM world-switch scenarios and decide the review's claims.")
+    ap.add_argument("--json", action="store_true", help="print claims and scenarios as JSON (no tables)")
+    ap.add_argument("--only", metavar="GLOB", action="append", default=[],
+                    help="scenario ids matching GLOB, e.g. 'patch-2017/max-vhe-*' (repeatable)")
+    ap.add_argument("--variant", action="append", default=[], help="run only this variant (repeatable)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--vhe", action="store_true", help="only VHE scenarios")
+    mode.add_argument("--nvhe", action="store_true", help="only non-VHE scenarios")
+    ap.add_argument("--cpu", choices=CPUS, action="append", default=[], help="only this CPU model")
+    ap.add_argument("--arch-quirk", choices=sorted(QUIRKS), action="append", default=[],
+                    help="run on a deliberately wrong architecture (to see which verdicts depend on a rule)")
+    ap.add_argument("--user", metavar="FILE.toml", action="append", type=Path,
+                    help="user scenarios/variants (default: every scenarios/*.toml)")
+    ap.add_argument("--reports", metavar="DIR", type=Path, default=ROOT / "reports", help="where to write reports")
+    ap.add_argument("--no-reports", action="store_true", help="do not write reports/")
+    ap.add_argument("--all-timelines", action="store_true", help="a timeline picture for every scenario (slow)")
+    return ap
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    err = Console(stderr=True)
+    known = variant_names()
+    try:
+        user_files = load_all(args.user)
+    except UserFileError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    user_variants = [n for uf in user_files for n in uf.variants]
+    for v in args.variant:
+        if v not in known and v not in user_variants:
+            print(f"unknown variant {v!r} (known: {', '.join(known + user_variants)})", file=sys.stderr)
+            return EXIT_BAD_INPUT
+
+    cpus = tuple(args.cpu) or CPUS
+    scenarios = matrix([v for v in args.variant if v in known] if args.variant else known, cpus)
+    user = []
+    for uf in user_files:
+        for name in uf.matrix_variants:
+            if not args.variant or name in args.variant:
+                scenarios += [replace(c, variant=name, diff=str(uf.variants[name])) for c in configurations(cpus)]
+        user += uf.scenarios
+    scenarios += [u.scenario for u in user]
+    if args.vhe or args.nvhe:
+        scenarios = [s for s in scenarios if s.vhe == bool(args.vhe)]
+    if args.only:
+        scenarios = [s for s in scenarios if any(fnmatch.fnmatchcase(s.id, g) for g in args.only)]
+    if not scenarios:
+        err.print("no scenario matches the filters")
+        return EXIT_BAD_INPUT
+
+    t0 = time.perf_counter()
+    try:
+        runs = _run(scenarios, tuple(args.arch_quirk), show=not args.json and err.is_terminal)
+    except ScenarioError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_BAD_INPUT if "PatchError" in type(e).__name__ or ".diff" in str(e) else EXIT_HARNESS
+    seconds = time.perf_counter() - t0
+    verdicts = claims_mod.evaluate(runs)
+    expectations = {u.scenario.id: u.expect for u in user}
+    result = {
+        "harness": {"fidelity": fidelity_figure(), "quirks": list(args.arch_quirk), "seconds": round(seconds, 3)},
+        "claims": verdicts,
+        "scenarios": [r.to_json() for r in runs],
+        "user": [_user_result(r, expectations[r.scenario.id]) for r in runs if r.scenario.id in expectations],
+    }
+    reports = None
+    if not args.no_reports:
+        reports = _write_reports(result, runs, args.reports, args.all_timelines)
+    if args.json:
+        print(json.dumps(result, indent=1, sort_keys=True))
+    else:
+        _print(Console(width=None if sys.stdout.isatty() else 170), result, runs, seconds, reports)
+    failed = [r for r in runs if not r.ok or r.observations["failures"]]
+    for r in failed:
+        err.print(f"harness failure: {r.scenario.id}: {r.status}: {r.message} {r.observations['failures']}")
+    return EXIT_HARNESS if failed else EXIT_OK
+
+
+def _run(scenarios, quirks, *, show: bool) -> list[ScenarioRun]:
+    if not show:
+        return run_scenarios(scenarios, quirks=quirks)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("scenarios"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), transient=True, console=Console(stderr=True)) as bar:
+        task = bar.add_task("", total=len(scenarios))
+        return run_scenarios(scenarios, quirks=quirks,
+                             progress=lambda r: bar.update(task, advance=1, description=r.scenario.id))
+
+
+def _user_result(run: ScenarioRun, expect: dict[str, str]) -> dict:
+    got = {p: run.observations["probes"][p]["outcome"] for p in expect}
+    return {"id": run.scenario.id, "status": run.status, "expect": expect, "observed": got,
+            "met": run.ok and got == expect, "cell": cell(run.to_json())}
+
+
+def _write_reports(result: dict, runs: list[ScenarioRun], out: Path, all_timelines: bool) -> Path | None:
+    from harness.scenarios.report import write_reports
+
+    if all_timelines:
+        pictures = {r.scenario.id for r in runs}
+    else:  # per claim, the first scenario that holds and the first that fails; every user scenario
+        pictures = {r.scenario.id for r in runs if r.scenario.name}
+        for c in result["claims"]:
+            for want in (True, False):
+                hit = next((x["scenario"] for x in c["evidence"] if x["holds"] == want), None)
+                if hit:
+                    pictures.add(hit)
+    starts = {r.scenario.id: r.observations["points"].get("host_before_call", {}).get("icount", 0) - 40
+              for r in runs}
+    try:
+        write_reports(result, {r.scenario.id: r.events for r in runs}, out, pictures=pictures,
+                      start_by_scenario=starts)
+    except OSError as e:
+        print(f"{out}: cannot write reports: {e.strerror}", file=sys.stderr)
+        return None
+    return out / "report.html"
+
+
+def _print(con: Console, result: dict, runs: list[ScenarioRun], seconds: float, reports: Path | None) -> None:
+    fid = result["harness"]["fidelity"]
+    con.print(f"[bold]pstate-harness[/bold]: {len(runs)} scenarios in {seconds:.2f} s; board "
+              + (fid if fid else "fidelity not measured yet (make fidelity)")
+              + (f"; architecture quirks: {', '.join(result['harness']['quirks'])}" if result["harness"]["quirks"] else ""))
+    t = Table(title="Claims of the review", show_lines=True)
+    for col in ("id", "role", "claim", "verdict", "conditions", "evidence"):
+        t.add_column(col, overflow="fold")
+    style = {"holds": "green", "fails": "red", "conditional": "yellow", "undecided": "dim"}
+    for c in result["claims"]:
+        ex = [x for x in c["evidence"] if not x["holds"]][:1] + [x for x in c["evidence"] if x["holds"]][:1]
+        t.add_row(c["id"], c["role"], c["claim"], f"[{style[c['verdict']]}]{c['verdict']}[/]",
+                  "\n".join(c["conditions"]) or "-",
+                  c["summary"] + "".join(f"\n{'✓' if x['holds'] else '✗'} {x['scenario']}: "
+                                         + ", ".join(f"{k}={v}" for k, v in x["observed"].items()) for x in ex))
+    con.print(t)
+    variants, rows = comparison(result)
+    if len(variants) > 1 or rows:
+        v = Table(title="Variant comparison (cells differing from v4.13 in yellow)")
+        v.add_column("configuration")
+        for name in variants:
+            v.add_column(name)
+        for cid, cells, diff in rows:
+            v.add_row(cid, *[f"[bold yellow]{cells.get(n, '')}[/]" if n in diff else cells.get(n, "") for n in variants])
+        con.print(v)
+        con.print("L: plain LDR of a user page, U: USER_DS uaccess, K: KERNEL_DS uaccess, W: user-page LDR in the "
+                  "exposure window (ok / F fault / - not run); P/U: PAN/UAO after the return.")
+    if result["user"]:
+        u = Table(title="Your scenarios (scenarios/*.toml)")
+        for col in ("scenario", "status", "outcomes", "expectations"):
+            u.add_column(col)
+        for x in result["user"]:
+            exp = "none" if not x["expect"] else ("[green]met[/]" if x["met"] else
+                                                  "[red]not met: " + ", ".join(f"{p} {x['observed'][p]} (expected {w})"
+                                                  for p, w in x["expect"].items() if x["observed"][p] != w) + "[/]")
+            u.add_row(x["id"], x["status"], x["cell"], exp)
+        con.print(u)
+    if reports:
+        con.print(f"reports: {reports} (and report.md, timelines/, vcd/)")
