@@ -21,7 +21,7 @@ def pstate_fields(bits: int) -> dict[str, int]:
 
 
 def observe(scenario: Scenario, events: list[ev.Event], labels: dict[str, int],
-            location: Callable[[int], str], exit_code: int) -> dict:
+            location: Callable[[int], str], exit_code: int, *, has_pan: bool = True) -> dict:
     seq = [e for e in events if not isinstance(e, ev.MemoryWrite)]
     marks = [e for e in seq if isinstance(e, ev.LabelReached)]
 
@@ -74,10 +74,11 @@ def observe(scenario: Scenario, events: list[ev.Event], labels: dict[str, int],
         probes[name] = probe(first(name, t_after))
     probes[WINDOW_PROBE] = probe(first(WINDOW_PROBE, t_exit))
 
-    # The exposure window: EL2 with PAN=0 from the exit until PAN is set or EL2 is left.
+    # The exposure window: EL2 with PAN=0 from the exit until PAN is set or EL2 is left
+    # (only on a CPU with PAN: without it there is nothing to expose).
     window = {"opened": False, "instructions": 0, "closed_by": None, "open_at_return": False,
               "probe_inside": False}
-    if exit_ev is not None and PState.from_bits(exit_ev.pstate_after).pan == 0:
+    if has_pan and exit_ev is not None and PState.from_bits(exit_ev.pstate_after).pan == 0:
         window["opened"] = True
         close = None
         for e in seq:

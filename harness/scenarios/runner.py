@@ -80,7 +80,7 @@ class _Booted:
         seconds = time.perf_counter() - t0
         events = list(b.events)
         exit_code = int.from_bytes(b.read_mem(self.image.addr_of("kvm_exit_code"), 8), "little", signed=True)
-        obs = observe(scenario, events, self.labels, b.location, exit_code)
+        obs = observe(scenario, events, self.labels, b.location, exit_code, has_pan=b.features.has_pan)
         message = r.message if r.status == "poweroff" else f"{r.message} at {b.location(r.pc)}"
         return ScenarioRun(scenario, r.status, message, r.icount, events, obs, seconds, self.labels)
 
