@@ -77,16 +77,28 @@ def route_sync(ec: int, from_el: int, ctx: SysCtx, features: Features, *, is_wfe
         # AArch64.CheckForSMCUndefOrTrap: HCR_EL2.TSC traps EL1's SMC to EL2.
         return 2 if from_el == 1 and ctx.hcr_el2 & HCR_TSC else 3
     if ec == EC.WFX:
-        # AArch64.CheckForWFxTrap: EL0 first checks SCTLR_EL1.nTWx (unless TGE), then HCR_EL2.TWx.
-        if from_el == 0 and not ctx.tge and not ctx.sctlr_el1 & (SCTLR_NTWE if is_wfe else SCTLR_NTWI):
-            return 1
-        return 2
+        target = wfx_trap_target(from_el, ctx, is_wfe=is_wfe)
+        return 2 if target is None else target
     if ec == EC.SYS64:
         return 2
     # UNDEFINED, BRK, aborts: the current EL, EL0 going to EL1 (EL2 with TGE).
     if from_el == 0:
         return 2 if ctx.tge else 1
     return from_el
+
+
+def wfx_trap_target(from_el: int, ctx: SysCtx, *, is_wfe: bool = False) -> int | None:
+    """The EL a WFI/WFE at `from_el` traps to, or None (AArch64.CheckForWFxTrap, no EL3 traps).
+
+    EL0 first checks SCTLR_ELx.nTWx of its own regime (SCTLR_EL2 in host, E2H=TGE=1), a trap
+    that TGE sends to EL2; then EL0/EL1 outside host check HCR_EL2.TWx."""
+    bit = SCTLR_NTWE if is_wfe else SCTLR_NTWI
+    in_host = ctx.e2h and ctx.tge
+    if from_el == 0 and not (ctx.sctlr(2 if in_host else 1) & bit):
+        return 2 if ctx.tge else 1
+    if from_el in (0, 1) and not in_host and ctx.hcr_el2 & (HCR_TWE if is_wfe else HCR_TWI):
+        return 2
+    return None
 
 
 def route_async(kind: ExceptionType, from_el: int, ctx: SysCtx) -> int:

@@ -48,6 +48,8 @@ from unicorn import arm64_const as U
 
 from harness.arch import pagetable, syndrome
 from harness.arch.exceptions import (
+    HCR_E2H,
+    HCR_TGE,
     ExceptionType,
     SysCtx,
     async_masked,
@@ -55,6 +57,7 @@ from harness.arch.exceptions import (
     route_async,
     route_sync,
     take_exception,
+    wfx_trap_target,
 )
 from harness.arch.features import Features
 from harness.arch.pstate import PState
@@ -172,6 +175,7 @@ class Board:
         self._label_events = label_events
         self._hooks_by_addr: dict[int, int] = {}
         self._eret_at: set[int] = set()
+        self._wfx_at: set[int] = set()
         self._observe_at: dict[int, str] = {}
         self._labels_at: dict[int, str] = {}
         self._breakpoints: set[int] = set()
@@ -229,6 +233,10 @@ class Board:
         for addr, word in self._code_words(image):
             if word == decode.ERET:
                 self._eret_at.add(addr)
+                self._hook_addr(addr)
+            elif decode.is_wfx(word)[0]:
+                # QEMU (and so Unicorn) checks SCTLR_EL1.nTWx for EL0 in host; Arm: SCTLR_EL2's
+                self._wfx_at.add(addr)
                 self._hook_addr(addr)
             elif self._pstate_write(word):
                 self._observe_at[addr] = decode.disasm_text(word, addr)
@@ -499,6 +507,9 @@ class Board:
             if what == "breakpoint":
                 self._halt("breakpoint", f"breakpoint at {self.location(pc)}")
                 return
+            if what == "wfx":
+                self._wfx_in_host(pc)
+                return
             if what == "inject":
                 # Taken before the labelled instruction; if masked it stays armed and is
                 # retried after the next ERET or PSTATE write (both are observe points).
@@ -523,6 +534,10 @@ class Board:
             return
         # emu_start returned on its own: WFI with nothing to wake it, in Unicorn's model.
         self._ic.settle(self.pc)
+        self._wfi_sleep()
+
+    def _wfi_sleep(self) -> None:
+        """A WFI/WFE that did not trap, PC after it: wake on an interrupt or sleep forever."""
         if self._deliver_pending():
             return
         if self._pending_wakeup():
@@ -564,8 +579,12 @@ class Board:
             self._emu(pc, 1)
         finally:
             self._stepping = False
+        wfx = self._action is not None and self._action[0] == "wfx"
         self._action = None  # in a step, hooks only record (an armed injection waits for _deliver_pending)
         self._ic.set(before + (1 if self._step_retired else 0))
+        if wfx:
+            self._wfx_in_host(pc)
+            return
         check, self._check = self._check, None
         if check is not None and self._stop is None:
             check.finish(self)
@@ -586,6 +605,9 @@ class Board:
                 return
         if addr in self._breakpoints and not self._stepping:
             self._stop_before(addr, "breakpoint")
+            return
+        if addr in self._wfx_at and self._host_el0():
+            self._stop_before(addr, "wfx")
             return
         if addr in self._eret_at or addr in self._observe_at:
             if self._stepping:
@@ -790,6 +812,24 @@ class Board:
         if "no_pan_on_entry" in self.quirks:
             pstate = pstate.replace(pan=before.pan)
         return dataclasses.replace(entry, pstate=pstate)
+
+    def _host_el0(self) -> bool:
+        if (self.uc.reg_read(U.UC_ARM64_REG_PSTATE) >> 2) & 3:
+            return False
+        hcr = self._cpr(SYSREGS["HCR_EL2"])
+        return bool(hcr & HCR_E2H and hcr & HCR_TGE)
+
+    def _wfx_in_host(self, addr: int) -> None:
+        """WFI/WFE at EL0 in host, not yet executed: the Arm rule decides (wfx_trap_target)."""
+        is_wfe = decode.is_wfx(self._code_word(addr))[1]
+        target = wfx_trap_target(0, self.sysctx(), is_wfe=is_wfe)
+        if target is not None:
+            esr = syndrome.make_esr(EC.WFX, syndrome.syn_wfx(is_wfe) & 0x1FFFFFF, 1)
+            self._take(ExceptionType.SYNC, target, esr, None, addr, "wfx_trap")
+            return
+        self.pc = addr + 4
+        self._ic.set(self.icount + 1)
+        self._wfi_sleep()
 
     def _illegal_state(self, pc: int) -> None:
         ps = self.pstate()
