@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run-scenarios test test-slow bench lint clean
+.PHONY: run-scenarios test test-slow fidelity bench lint clean
 
 $(STAMP): pyproject.toml setup.py harness/machine/_icount.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml setup.py harness/machine/_icount.c
 
 run-scenarios: $(STAMP)
 	$(PY) -m harness scenarios
+
+# Needs qemu-system-aarch64 and GNU binutils for aarch64 (bash .ci/run installs them).
+fidelity: $(STAMP)
+	$(PY) -m harness fidelity
 
 test: $(STAMP)
 	$(PY) -m pytest -q

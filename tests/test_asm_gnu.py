@@ -5,13 +5,13 @@ project's own sources must give the same bytes, symbols and line table as
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from harness.arch.features import FEATURES_A57, FEATURES_MAX, Features
 from harness.asm import AsmError, Image, assemble_file, expand_for_gnu_as, load_elf, load_program
+from harness.fidelity.words import compare_words, gnu_link, project_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "asm"
@@ -21,19 +21,9 @@ FEATURES = [FEATURES_MAX, FEATURES_A57]
 
 
 def gnu_build(src: Path, ours: Image, features: Features, tmp: Path, debug: bool = False) -> Path:
-    """Assemble expand_for_gnu_as(src) with GNU as and link each section where ours put it."""
     text, locs = expand_for_gnu_as(src, features=features)
     assert len(locs) == text.count("\n")
-    exp = tmp / "expanded.S"
-    exp.write_text(text)
-    obj, elf, lds = tmp / "out.o", tmp / "out.elf", tmp / "link.ld"
-    subprocess.run(["aarch64-linux-gnu-as", "-march=armv8.2-a", *(["-g"] if debug else []), "-o", obj, exp],
-                   check=True, capture_output=True, text=True)
-    lds.write_text("SECTIONS {\n" + "".join(f"  {s.name} {s.addr:#x} : {{ *({s.name}) }}\n" for s in ours.segments)
-                   + "}\n")
-    subprocess.run(["aarch64-linux-gnu-ld", "-e", "_start", "-T", lds, "-o", elf, obj], check=True,
-                   capture_output=True, text=True)
-    return elf
+    return gnu_link(src, ours, features, tmp, debug=debug)
 
 
 def assert_same_bytes(ours: Image, gnu: Image) -> None:
@@ -94,7 +84,7 @@ def test_gnu_elf_loads_with_the_same_words_symbols_and_lines(tmp_path: Path):
 
 
 def _project_programs() -> list[Path]:
-    return sorted(p for p in (ROOT / "asm").rglob("*.S") if "include" not in p.parts)
+    return sorted({s.path for s in project_sources()})
 
 
 @pytest.mark.parametrize("src", _project_programs(), ids=lambda p: str(p.relative_to(ROOT)))
@@ -105,6 +95,13 @@ def test_project_sources_match_gnu_as(src: Path, features: Features, tmp_path: P
     except AsmError as e:
         pytest.skip(f"not assemblable on its own: {str(e).splitlines()[0]}")
     assert_same_bytes(ours, load_elf(gnu_build(src, ours, features, tmp_path)))
+
+
+@pytest.mark.parametrize("src", [s for s in project_sources() if s.variant], ids=lambda s: s.variant)
+def test_world_variants_match_gnu_as(src):
+    n, bad = compare_words(src)
+    assert not bad, "\n".join(bad[:10])
+    assert n > 500
 
 
 def test_hard_facts_of_section_5_in_the_fixture():

@@ -54,6 +54,7 @@
     .equ    ESR_ELx_EC_SHIFT,   26
     .equ    ESR_ELx_EC_UNKNOWN, 0x00
     .equ    ESR_ELx_EC_WFx,     0x01
+    .equ    ESR_ELx_EC_ILL,     0x0e        // Illegal Execution state
     .equ    ESR_ELx_EC_SVC64,   0x15
     .equ    ESR_ELx_EC_HVC64,   0x16
     .equ    ESR_ELx_EC_SMC64,   0x17

@@ -707,7 +707,8 @@ bm_tramp_el1:
     msr     nzcv, x7
     call_probe x8
     hvc     #BM_EXIT_IMM
-    b       .
+    svc     #BM_EXIT_IMM                    // at EL0 (an ERET with a changed SPSR put the probe
+    b       .                               // there) the HVC is UNDEFINED: exit through EL1
 
 // EL1/EL2 probes: plain functions; x0.. arguments and results; the faulting instruction
 // is the label (or label + 4 after an SVC/HVC, whose ELR is the next instruction).
@@ -814,6 +815,13 @@ u_ldr:
     ret
 u_str:
     str     x1, [x0]
+    ret
+u_ldtr:
+    ldtr    x2, [x0]
+    mov     x0, x2
+    ret
+u_sttr:
+    sttr    x1, [x0]
     ret
 u_blr:
     mov     x9, x30

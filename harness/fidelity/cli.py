@@ -1,0 +1,144 @@
+"""`python -m harness fidelity`: the harness against qemu-system-aarch64, case by case.
+
+Generates the exhaustive slices and seeded random cases (harness/fidelity/cases.py), builds
+each program once with GNU as, runs it on QEMU and on the harness, compares every field
+under the reviewed exclusions (exclusions.toml), checks that the harness's assembler gives
+GNU as's words for the generated programs and for every project source, prints
+"agrees with QEMU X.Y on N/N cases" and saves the figures to reports/fidelity.json.
+Exit status: 0 all agree, 1 a difference or problem, 2 bad usage or missing tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+from harness.fidelity.cases import Case
+from harness.fidelity.compare import RECORD_FIELDS, CaseOutput, ExclusionError
+from harness.fidelity.run import CaseResult, FidelityResult, missing_tools, run, select_cases
+
+ROOT = Path(__file__).resolve().parents[2]
+FIDELITY_JSON = ROOT / "reports" / "fidelity.json"
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+SAMPLES, SEED = 600, 2017
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m harness fidelity",
+                                 description="Run generated exception programs on QEMU and on the harness and compare.")
+    ap.add_argument("--samples", type=int, default=SAMPLES, help=f"seeded random cases (default {SAMPLES})")
+    ap.add_argument("--seed", type=int, default=SEED, help=f"random seed (default {SEED})")
+    ap.add_argument("--quick", action="store_true", help="every 8th exhaustive case only (with --samples)")
+    ap.add_argument("--build-dir", type=Path, default=ROOT / "build" / "fidelity",
+                    help="where the generated programs and ELFs go")
+    ap.add_argument("--json", metavar="FILE", type=Path, default=FIDELITY_JSON,
+                    help="where to save the figures (default reports/fidelity.json)")
+    ap.add_argument("--no-save", action="store_true", help="do not write the JSON figures")
+    ap.add_argument("--no-sources", action="store_true", help="skip the GNU-as word check of the project's sources")
+    ap.add_argument("--show", type=int, default=10, metavar="N", help="differences to print in full (default 10)")
+    return ap
+
+
+def side_by_side(case: Case, num: int, q: CaseOutput | None, o: CaseOutput | None, detail: str) -> str:
+    """The case, both outputs field by field, the first difference marked."""
+    lines = [f"C{num} {case.id}: {detail}", f"  {'field':<14} {'QEMU':<20} {'harness':<20}"]
+
+    def row(name: str, a: str | None, b: str | None) -> None:
+        mark = "" if a == b else "   <-"
+        lines.append(f"  {name:<14} {a or '-':<20} {b or '-':<20}{mark}")
+
+    row("exceptions", str(q.n) if q else None, str(o.n) if o else None)
+    row("x0", q.x0 if q else None, o.x0 if o else None)
+    row("exit SPSR", q.exit if q else None, o.exit if o else None)
+    for i in range(max(len(q.records) if q else 0, len(o.records) if o else 0)):
+        qr = q.records[i] if q and i < len(q.records) else {}
+        orr = o.records[i] if o and i < len(o.records) else {}
+        for f in RECORD_FIELDS:
+            row(f"{i + 1}.{f}", qr.get(f), orr.get(f))
+    return "\n".join(lines)
+
+
+def to_json(res: FidelityResult, source_words: tuple[int, int, list[str]] | None, seed: int, samples: int) -> dict:
+    def one(r: CaseResult) -> dict:
+        return {"num": r.num, "id": r.case.id, "status": r.verdict.status, "detail": r.verdict.detail,
+                "qemu": r.qemu.line if r.qemu else None, "harness": r.ours.line if r.ours else None}
+
+    return {
+        "qemu_version": res.qemu_version,
+        "agree": res.count("agree"),
+        "cases": res.compared,
+        "excluded": res.count("excluded"),
+        "harness_only": len(res.harness_only),
+        "date": datetime.date.today().isoformat(),
+        "seed": seed,
+        "samples": samples,
+        "programs": [{"source": str(p.source.name), "cases": p.cases, "words": p.words,
+                      "qemu_s": round(p.qemu.seconds, 3) if p.qemu else None,
+                      "harness_s": round(p.ours.seconds, 3)} for p in res.programs],
+        "source_words": None if source_words is None else
+        {"sources": source_words[0], "words": source_words[1], "differences": source_words[2]},
+        "exclusions": [{"name": e.name, "reason": e.reason,
+                        "cases": sum(e.name in (r.verdict.detail, *r.verdict.masked)
+                                     or r.verdict.detail.startswith(e.name + " ")
+                                     for r in res.results + res.harness_only)} for e in res.exclusions],
+        "not_agreeing": [one(r) for r in res.results if r.verdict.status in ("differ", "missing")],
+        "excluded_cases": [one(r) for r in res.results + res.harness_only if r.verdict.status == "excluded"],
+        "problems": res.problems,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    missing = missing_tools()
+    if missing:
+        print(f"fidelity: needs {', '.join(missing)} (Debian: qemu-system-arm, binutils-aarch64-linux-gnu; "
+              "bash .ci/run installs them)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.samples < 0:
+        print("fidelity: --samples must be >= 0", file=sys.stderr)
+        return EXIT_USAGE
+    cases = select_cases(args.samples, args.seed, quick=args.quick)
+    try:
+        res = run(cases, args.build_dir, progress=lambda m: print(f"  {m}", file=sys.stderr))
+    except ExclusionError as e:
+        print(f"fidelity: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    source_words = None
+    if not args.no_sources:
+        from harness.fidelity.words import compare_words, project_sources
+
+        srcs = project_sources()
+        total, bad = 0, []
+        for s in srcs:
+            n, b = compare_words(s)
+            total += n
+            bad += b
+        source_words = (len(srcs), total, bad)
+
+    shown = 0
+    for r in res.results:
+        if r.verdict.status in ("differ", "missing") and shown < args.show:
+            print(side_by_side(r.case, r.num, r.qemu, r.ours, r.verdict.detail))
+            shown += 1
+    for p in res.problems:
+        print(f"problem: {p}")
+    print("exclusions (reviewed, harness/fidelity/exclusions.toml):")
+    for e in to_json(res, None, args.seed, args.samples)["exclusions"]:
+        print(f"  {e['name']}: {e['cases']} cases")
+    gen_words = sum(p.words for p in res.programs)
+    print(f"keystone words = GNU as words: {len(res.programs)} generated programs ({gen_words} instructions)"
+          + ("" if source_words is None else
+             f", {source_words[0]} project sources ({source_words[1]} instructions, "
+             f"{len(source_words[2])} differ)"))
+    for line in (source_words[2] if source_words else [])[: args.show]:
+        print(f"  {line}")
+    print(f"agrees with QEMU {res.qemu_version} on {res.count('agree')}/{res.compared} cases "
+          f"({res.count('excluded')} excluded and {len(res.harness_only)} harness-only by the reviewed list)")
+    if not args.no_save:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(to_json(res, source_words, args.seed, args.samples), indent=1) + "\n")
+    ok = res.ok and not (source_words and source_words[2])
+    return EXIT_OK if ok else EXIT_FAIL
