@@ -186,6 +186,7 @@ class Board:
         self._snapshots = False
         self._store_in_hook: tuple[int, int] | None = None
         self._resume_after: tuple[int, int] | None = None
+        self._in_emu = False
         self._counted_tbs = False
         # Debugger watch: called with every event; a non-empty string stops the run with that message.
         self.stop_on_event: Callable[[ev.Event], str | None] | None = None
@@ -424,6 +425,10 @@ class Board:
     def sp(self) -> int:
         return self.uc.reg_read(U.UC_ARM64_REG_SP)
 
+    @sp.setter
+    def sp(self, value: int) -> None:
+        self.uc.reg_write(U.UC_ARM64_REG_SP, value & 0xFFFF_FFFF_FFFF_FFFF)
+
     def sysctx(self) -> SysCtx:
         r = self._cpr
         s = SYSREGS
@@ -551,6 +556,7 @@ class Board:
             self.uc.ctl_flush_tb()
         self._counted_tbs = bool(count)  # leaving count mode, Unicorn flushes by itself
         self._resume_after = None
+        self._in_emu = True
         try:
             self.uc.emu_start(pc, _UNTIL, 0, count)
         except UcError as e:
@@ -563,6 +569,8 @@ class Board:
                 self._halt("error", f"Unicorn stopped: {e}")
         except _HarnessFault as e:
             self._halt("error", str(e))
+        finally:
+            self._in_emu = False
         if self._resume_after is not None:
             self.pc, icount = self._resume_after
             if not self._stepping:
@@ -572,6 +580,8 @@ class Board:
         """One instruction with count=1 (the native counter is corrected after it)."""
         pc = self.pc
         before = self.icount
+        # a limit left by the last run would stop this step's block before it executes
+        self._ic.state.limit = (1 << 64) - 1
         self._stepping = True
         self._step_retired = True
         self._check = None
@@ -898,7 +908,9 @@ class Board:
         at = self.pc if pc is None else pc
         self._stop = ev.Stop(self.icount, at, reason, message)
         self.events.append(self._stop)  # not _emit: a stop is final
-        self.uc.emu_stop()
+        if self._in_emu:
+            # outside emu_start a stop request would linger and end the next one at once
+            self.uc.emu_stop()
 
     def _last_exceptions(self) -> str:
         last = [e for e in self.events[-200:] if isinstance(e, ev.ExceptionEntry)][-3:]
