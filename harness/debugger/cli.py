@@ -1,0 +1,123 @@
+"""`python -m harness debug SCENARIO|PROGRAM`: the terminal front end of the debugger.
+
+Interactive (a terminal on stdin): prompt_toolkit with history and completion of commands,
+labels and register names; rich for colour. `--batch FILE`, or commands piped on stdin, run
+without a prompt (scripts and tests). Ctrl-C interrupts a running `continue`.
+Exit status: 0, or 1 when a batch command failed, 2 for bad usage or a target that does not load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from harness.debugger.core import COMMANDS, PSTATE_FIELDS, SYSREG_GROUPS, Debugger, DebuggerError
+
+HISTORY = Path.home() / ".pstate_harness_history"
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m harness debug",
+                                 description="Single-step the world-switch scenarios or a program, forwards and backwards.")
+    ap.add_argument("target", nargs="?", help="scenario id (e.g. max-vhe-kvm_run-pan1-uao0-hvc) or a .S/ELF/binary")
+    ap.add_argument("--variant", help="code variant of the scenario (default v4.13)")
+    ap.add_argument("--batch", metavar="FILE", type=Path, help="run the commands in FILE, then exit")
+    ap.add_argument("--no-color", action="store_true", help="plain text output")
+    return ap
+
+
+class _Interrupt:
+    """SIGINT sets a flag the debugger polls between chunks of a continue."""
+
+    def __init__(self) -> None:
+        self.flag = False
+
+    def __call__(self, *_args: object) -> None:
+        self.flag = True
+
+    def poll(self) -> bool:
+        hit, self.flag = self.flag, False
+        return hit
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console(no_color=args.no_color, highlight=False, soft_wrap=True)
+    dbg = Debugger()
+    intr = _Interrupt()
+    dbg.interrupt = intr.poll
+    if args.target:
+        try:
+            console.print(dbg.load(args.target, args.variant))
+        except DebuggerError as e:
+            print(f"debug: {e}", file=sys.stderr)
+            return 2
+    if args.batch is not None:
+        try:
+            lines = args.batch.read_text().splitlines()
+        except OSError as e:
+            print(f"debug: {args.batch}: {e.strerror}", file=sys.stderr)
+            return 2
+        return _run_lines(dbg, console, lines, str(args.batch))
+    if not sys.stdin.isatty():
+        return _run_lines(dbg, console, sys.stdin.read().splitlines(), "<stdin>")
+    return _interactive(dbg, console, intr)
+
+
+def _run_lines(dbg: Debugger, console: Console, lines: list[str], name: str) -> int:
+    status = 0
+    for n, line in enumerate(lines, 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            console.print(f"[dim]({name}:{n})[/] {line.strip()}", markup=True)
+        try:
+            out = dbg.execute(line)
+        except DebuggerError as e:
+            print(f"{name}:{n}: {e}", file=sys.stderr)
+            status = 1
+            continue
+        if out:
+            console.print(out)
+        if dbg.done:
+            break
+    return status
+
+
+def _interactive(dbg: Debugger, console: Console, intr: _Interrupt) -> int:
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.completion import WordCompleter
+    from prompt_toolkit.history import FileHistory
+
+    def words() -> list[str]:
+        w = list(COMMANDS) + [f"pstate.{f}" for f in PSTATE_FIELDS] + [f"x{i}" for i in range(31)]
+        w += ["sp", "pc", "registers", "sysregs", "exceptions", "breakpoints", "scenario", "eret", "exception"]
+        w += [n for g in SYSREG_GROUPS.values() for n in g] + list(SYSREG_GROUPS)
+        if dbg.board is not None and dbg.board.image is not None:
+            w += [s for s in dbg.board.image.symbols if not s.startswith(".L")]
+        return sorted(set(w))
+
+    session: PromptSession = PromptSession(history=FileHistory(str(HISTORY)))
+    old = signal.signal(signal.SIGINT, intr)
+    try:
+        while not dbg.done:
+            try:
+                signal.signal(signal.SIGINT, old)  # at the prompt Ctrl-C clears the line
+                line = session.prompt("(pstate) ", completer=WordCompleter(words(), sentence=False))
+            except KeyboardInterrupt:
+                continue
+            except EOFError:
+                break
+            signal.signal(signal.SIGINT, intr)  # while running, Ctrl-C interrupts a continue
+            try:
+                out = dbg.execute(line)
+            except DebuggerError as e:
+                console.print(f"[red]error:[/] {e}", markup=True)
+                continue
+            if out:
+                console.print(out)
+    finally:
+        signal.signal(signal.SIGINT, old)
+    return 0
