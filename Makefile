@@ -30,6 +30,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/bench_board.py
 	$(PY) bench/bench_scenarios.py
+	$(PY) bench/bench_debugger.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check harness tests bench

@@ -1,0 +1,87 @@
+"""Debugger latency and continue speed, in one run (debugger issue, Speed).
+
+Prints the median latency of `stepi` (target < 5 ms), of `reverse-stepi` with 100 000
+instructions of history (target < 50 ms), and the speed of a `continue` to a breakpoint
+10 million instructions away as a ratio to the same run on a bare Board (target >= 0.8).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness.asm import assemble_text
+from harness.debugger.core import Debugger
+from harness.machine.board import Board
+
+LOOP = """
+    .text
+    .global _start
+_start:
+    ldr     x1, =0x40400000
+    ldr     x2, ={iters}
+    mov     x3, #0
+1:  ldr     x4, [x1, x3, lsl #3]
+    add     x4, x4, x3
+    eor     x5, x4, x2
+    str     x5, [x1, x3, lsl #3]
+    add     x3, x3, #1
+    and     x3, x3, #1023
+    subs    x2, x2, #1
+    b.ne    1b
+done:
+    ldr     x0, =0x84000008
+    smc     #0
+"""
+
+
+def median_ms(fn, n: int) -> float:
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "loop.S"
+        src.write_text(LOOP.format(iters=10_000_000 // 8))
+        d = Debugger()
+        d.load_program(str(src))
+        stepi = median_ms(lambda: d.execute("stepi"), 200)  # with the stop display
+        d.cont(limit=100_000)
+        history = d.board.icount
+        rev = median_ms(lambda: d.execute("reverse-stepi"), 30)
+
+        image = assemble_text(src.read_text(), str(src))
+        best_raw, best_dbg = float("inf"), float("inf")
+        for _ in range(3):
+            b = Board("max")
+            b.load(image)
+            b.add_breakpoint(image.addr_of("done"))
+            t = time.perf_counter()
+            r = b.run(50_000_000)
+            best_raw = min(best_raw, time.perf_counter() - t)
+            assert r.status == "breakpoint", r.message
+            n = b.icount
+            d2 = Debugger()
+            d2.load_program(str(src))
+            d2.execute("break done")
+            t = time.perf_counter()
+            st = d2.cont()
+            best_dbg = min(best_dbg, time.perf_counter() - t)
+            assert st.reason == "breakpoint" and d2.board.icount == n
+    print(f"stepi median latency:                {stepi:6.2f} ms   (target < 5 ms)")
+    print(f"reverse-stepi, {history:,} insns history: {rev:6.2f} ms   (target < 50 ms)")
+    print(f"continue to a breakpoint {n:,} insns away: bare board {best_raw:.3f} s, debugger "
+          f"{best_dbg:.3f} s, ratio {best_raw / best_dbg:.2f}   (target >= 0.8)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
