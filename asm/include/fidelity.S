@@ -35,15 +35,7 @@
 // with is the PSTATE after the ERET, kept in fid_exit_spsr (the first exit call only).
     .macro  fid_handler name, el, esr, elr, spsr, far
 \name:
-    stp     x2, x3, [sp, #16]
-    stp     x4, x5, [sp, #32]
-    stp     x6, x7, [sp, #48]
-    stp     x8, x9, [sp, #64]
-    stp     x10, x11, [sp, #80]
-    stp     x12, x13, [sp, #96]
-    stp     x14, x15, [sp, #112]
-    stp     x16, x17, [sp, #128]
-    str     x30, [sp, #144]
+    bm_frame_save
     mrs     x1, \esr
     lsr     x2, x1, #ESR_ELx_EC_SHIFT
     and     x3, x1, #0xffff
@@ -101,18 +93,7 @@
     str     xzr, [x4]
     eor     x6, x6, x7
     msr     \spsr, x6
-    ldp     x0, x1, [sp]
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    ldp     x8, x9, [sp, #64]
-    ldp     x10, x11, [sp, #80]
-    ldp     x12, x13, [sp, #96]
-    ldp     x14, x15, [sp, #112]
-    ldp     x16, x17, [sp, #128]
-    ldr     x30, [sp, #144]
-    add     sp, sp, #BM_FRAME
-    eret
+    bm_frame_eret
 8:  adr     x4, fid_exit_spsr
     ldr     x5, [x4]
     ldr     x6, =BM_POISON
@@ -121,18 +102,7 @@
     mrs     x5, \spsr
     str     x5, [x4]
 9:
-    .if \el == 1
-    // an exit call taken to EL1 (EL0 probe, TGE=0): pass x0-x7 on to the EL2 driver
-    ldp     x0, x1, [sp]
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    add     sp, sp, #BM_FRAME
-    hvc     #BM_EXIT_IMM
-    b       .
-    .else
-    b       bm_return_to_driver
-    .endif
+    bm_exit_call \el
     .endm
 
 // fid_field label, off: print the string at \label, then the quad at [x22 + \off] in hex.

@@ -243,11 +243,10 @@
     str     x10, [x9]
     .endm
 
-// ------------------------------------------------------------------ the recording handler
+// ------------------------------------------------------------------ handler frames
 
-// bm_record_handler name, el, esr, elr, spsr, far: the handler of one EL's vector table.
-    .macro  bm_record_handler name, el, esr, elr, spsr, far
-\name:
+// bm_frame_save: complete the frame ventry_frame opened (x0/x1 are in it): x2-x17, x30.
+    .macro  bm_frame_save
     stp     x2, x3, [sp, #16]
     stp     x4, x5, [sp, #32]
     stp     x6, x7, [sp, #48]
@@ -257,6 +256,47 @@
     stp     x14, x15, [sp, #112]
     stp     x16, x17, [sp, #128]
     str     x30, [sp, #144]
+    .endm
+
+// bm_frame_eret: restore x0-x17 and x30 from the frame, drop it, ERET.
+    .macro  bm_frame_eret
+    ldp     x0, x1, [sp]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    ldp     x8, x9, [sp, #64]
+    ldp     x10, x11, [sp, #80]
+    ldp     x12, x13, [sp, #96]
+    ldp     x14, x15, [sp, #112]
+    ldp     x16, x17, [sp, #128]
+    ldr     x30, [sp, #144]
+    add     sp, sp, #BM_FRAME
+    eret
+    .endm
+
+// bm_exit_call el: svc/hvc #BM_EXIT_IMM reached the handler of EL\el. At EL1 (a run at EL1,
+// or at EL0 with TGE=0) pass x0-x7 on to the EL2 driver with another exit call; at EL2
+// return to the driver.
+    .macro  bm_exit_call el
+    .if \el == 1
+    ldp     x0, x1, [sp]
+    ldp     x2, x3, [sp, #16]
+    ldp     x4, x5, [sp, #32]
+    ldp     x6, x7, [sp, #48]
+    add     sp, sp, #BM_FRAME
+    hvc     #BM_EXIT_IMM
+    b       .
+    .else
+    b       bm_return_to_driver
+    .endif
+    .endm
+
+// ------------------------------------------------------------------ the recording handler
+
+// bm_record_handler name, el, esr, elr, spsr, far: the handler of one EL's vector table.
+    .macro  bm_record_handler name, el, esr, elr, spsr, far
+\name:
+    bm_frame_save
     mrs     x1, \esr
     lsr     x2, x1, #ESR_ELx_EC_SHIFT
     and     x3, x1, #0xffff
@@ -330,31 +370,9 @@
     msr     \spsr, x6
     adr     x4, bm_in_handler
     str     xzr, [x4]
-    ldp     x0, x1, [sp]
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    ldp     x8, x9, [sp, #64]
-    ldp     x10, x11, [sp, #80]
-    ldp     x12, x13, [sp, #96]
-    ldp     x14, x15, [sp, #112]
-    ldp     x16, x17, [sp, #128]
-    ldr     x30, [sp, #144]
-    add     sp, sp, #BM_FRAME
-    eret
+    bm_frame_eret
 8:
-    .if \el == 1
-    // end of a run at EL1, or at EL0 with TGE=0: pass x0-x7 on to the EL2 driver
-    ldp     x0, x1, [sp]
-    ldp     x2, x3, [sp, #16]
-    ldp     x4, x5, [sp, #32]
-    ldp     x6, x7, [sp, #48]
-    add     sp, sp, #BM_FRAME
-    hvc     #BM_EXIT_IMM
-    b       .
-    .else
-    b       bm_return_to_driver
-    .endif
+    bm_exit_call \el
     .endm
 
 // ------------------------------------------------------------------ the library
