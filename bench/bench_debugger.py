@@ -13,29 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_board import LOOP, PER_ITER  # the same loop the board benchmark times
+
 from harness.asm import assemble_text
 from harness.debugger.core import Debugger
 from harness.machine.board import Board
-
-LOOP = """
-    .text
-    .global _start
-_start:
-    ldr     x1, =0x40400000
-    ldr     x2, ={iters}
-    mov     x3, #0
-1:  ldr     x4, [x1, x3, lsl #3]
-    add     x4, x4, x3
-    eor     x5, x4, x2
-    str     x5, [x1, x3, lsl #3]
-    add     x3, x3, #1
-    and     x3, x3, #1023
-    subs    x2, x2, #1
-    b.ne    1b
-done:
-    ldr     x0, =0x84000008
-    smc     #0
-"""
 
 
 def median_ms(fn, n: int) -> float:
@@ -50,7 +32,7 @@ def median_ms(fn, n: int) -> float:
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "loop.S"
-        src.write_text(LOOP.format(iters=10_000_000 // 8))
+        src.write_text(LOOP.format(iters=10_000_000 // PER_ITER))
         d = Debugger()
         d.load_program(str(src))
         stepi = median_ms(lambda: d.execute("stepi"), 200)  # with the stop display

@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,11 +27,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.qemu import BuildError, gnu_build, missing_tools, run_qemu
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TESTS_DIR = PROJECT_ROOT / "asm" / "tests"
-INCLUDE_DIR = PROJECT_ROOT / "asm" / "include"
+
 CPUS = ("max", "a57")
-QEMU_CPU = {"max": "max", "a57": "cortex-a57"}
 MAX_INSNS = 5_000_000  # the programs need well under 1 million
 QEMU_TIMEOUT = 20.0
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -175,42 +174,28 @@ def run_on_board(
 
 def qemu_tools() -> list[str]:
     """The GNU binutils and QEMU programs --qemu needs that are missing."""
-    need = ("aarch64-linux-gnu-as", "aarch64-linux-gnu-ld", "qemu-system-aarch64")
-    return [t for t in need if shutil.which(t) is None]
+    return missing_tools()
 
 
 def run_on_qemu(path: Path, cpu: str, *, timeout: float = QEMU_TIMEOUT) -> ProgramResult:
     """Build `path` with GNU as/ld and run it on qemu-system-aarch64 (the reference)."""
     start = time.perf_counter()
 
-    def failed(status: str, message: str, output: str = "") -> ProgramResult:
+    def result(status: str, message: str, output: str = "") -> ProgramResult:
         return ProgramResult(path.stem, cpu, "qemu", status, message, parse_output(output),
                              time.perf_counter() - start, output)
 
     with tempfile.TemporaryDirectory(prefix="selftest-") as tmp:
-        obj, elf = Path(tmp) / "t.o", Path(tmp) / "t.elf"
-        for cmd in (
-            ["aarch64-linux-gnu-as", "-march=armv8.2-a", "-I", str(INCLUDE_DIR), "-o", str(obj), str(path)],
-            ["aarch64-linux-gnu-ld", "-Ttext=0x40080000", "-o", str(elf), str(obj)],
-        ):
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode:
-                first = (proc.stderr.strip().splitlines() or ["failed"])[0]
-                return failed("error", f"{Path(cmd[0]).name}: {first}")
-        cmd = [
-            "qemu-system-aarch64", "-M", "virt,virtualization=on", "-cpu", QEMU_CPU[cpu],
-            "-m", "256", "-nographic", "-monitor", "none", "-serial", "stdio", "-nic", "none",
-            "-kernel", str(elf),
-        ]
         try:
-            proc = subprocess.run(cmd, capture_output=True, timeout=timeout)
-        except subprocess.TimeoutExpired as e:
-            out = (e.stdout or b"").decode("utf-8", "replace")
-            return failed("budget", f"no power-off within {timeout:.0f} s", out)
-    out = proc.stdout.decode("utf-8", "replace")
-    if proc.returncode:
-        return failed("error", f"qemu exit status {proc.returncode}", out)
-    res = failed("poweroff", "PSCI SYSTEM_OFF", out)
+            elf = gnu_build(path, Path(tmp))
+        except BuildError as e:
+            return result("error", str(e))
+        run = run_qemu(elf, cpu, timeout)
+    if run.status.startswith("timeout"):
+        return result("budget", f"no power-off within {timeout:.0f} s", run.text)
+    if run.status != "poweroff":
+        return result("error", run.status, run.text)
+    res = result("poweroff", "PSCI SYSTEM_OFF", run.text)
     res.known = {k: v for k, v in QEMU_KNOWN_DEVIATIONS.items() if k in res.outcome.failed}
     return res
 

@@ -17,7 +17,8 @@ from harness.arch.exceptions import SysCtx, wfx_trap_target
 from harness.fidelity import cli
 from harness.fidelity.cases import KINDS, MODES, Case, exhaustive, sampled
 from harness.fidelity.compare import CaseOutput, ExclusionError, compare, load_exclusions, parse
-from harness.fidelity.run import TOOLS, run, select_cases
+from harness.fidelity.run import run, select_cases
+from harness.qemu import TOOLS
 
 HAVE_TOOLS = all(shutil.which(t) for t in TOOLS)
 needs_qemu = [pytest.mark.qemu, pytest.mark.skipif(not HAVE_TOOLS, reason="needs GNU binutils and QEMU")]

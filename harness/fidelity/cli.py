@@ -18,7 +18,8 @@ from pathlib import Path
 
 from harness.fidelity.cases import Case
 from harness.fidelity.compare import RECORD_FIELDS, CaseOutput, ExclusionError
-from harness.fidelity.run import CaseResult, FidelityResult, missing_tools, run, select_cases
+from harness.fidelity.run import CaseResult, FidelityResult, run, select_cases
+from harness.qemu import BuildError, missing_tools
 
 ROOT = Path(__file__).resolve().parents[2]
 FIDELITY_JSON = ROOT / "reports" / "fidelity.json"
@@ -80,10 +81,8 @@ def to_json(res: FidelityResult, source_words: tuple[int, int, list[str]] | None
                       "harness_s": round(p.ours.seconds, 3)} for p in res.programs],
         "source_words": None if source_words is None else
         {"sources": source_words[0], "words": source_words[1], "differences": source_words[2]},
-        "exclusions": [{"name": e.name, "reason": e.reason,
-                        "cases": sum(e.name in (r.verdict.detail, *r.verdict.masked)
-                                     or r.verdict.detail.startswith(e.name + " ")
-                                     for r in res.results + res.harness_only)} for e in res.exclusions],
+        "exclusions": [{"name": e.name, "reason": e.reason, "cases": res.exclusion_counts()[e.name]}
+                       for e in res.exclusions],
         "not_agreeing": [one(r) for r in res.results if r.verdict.status in ("differ", "missing")],
         "excluded_cases": [one(r) for r in res.results + res.harness_only if r.verdict.status == "excluded"],
         "problems": res.problems,
@@ -103,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = select_cases(args.samples, args.seed, quick=args.quick)
     try:
         res = run(cases, args.build_dir, progress=lambda m: print(f"  {m}", file=sys.stderr))
-    except ExclusionError as e:
+    except (ExclusionError, BuildError) as e:
         print(f"fidelity: {e}", file=sys.stderr)
         return EXIT_USAGE
     source_words = None
@@ -126,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     for p in res.problems:
         print(f"problem: {p}")
     print("exclusions (reviewed, harness/fidelity/exclusions.toml):")
-    for e in to_json(res, None, args.seed, args.samples)["exclusions"]:
-        print(f"  {e['name']}: {e['cases']} cases")
+    for name, n in res.exclusion_counts().items():
+        print(f"  {name}: {n} cases")
     gen_words = sum(p.words for p in res.programs)
     print(f"keystone words = GNU as words: {len(res.programs)} generated programs ({gen_words} instructions)"
           + ("" if source_words is None else

@@ -7,25 +7,15 @@ and on the harness board. The same source is also assembled by the harness's own
 
 from __future__ import annotations
 
-import subprocess
-from dataclasses import dataclass
+import time
 from pathlib import Path
 
 from harness.fidelity.cases import XORS, Case
+from harness.qemu import QemuRun
 
-ROOT = Path(__file__).resolve().parents[2]
-INCLUDE_DIR = ROOT / "asm" / "include"
-LINK_ADDR = 0x4008_0000
-QEMU_CMD = ("qemu-system-aarch64", "-M", "virt,virtualization=on", "-cpu", "max", "-m", "256",
-            "-nographic", "-monitor", "none", "-serial", "stdio", "-nic", "none")
-QEMU_TIMEOUT = 60.0
 BOARD_MAX_INSNS = 50_000_000
 # selfcheck.S puts its special pages at 0x4010_0000: the program must end below them
 TEXT_LIMIT = 0x4010_0000
-
-
-class BuildError(Exception):
-    """GNU as/ld or the harness assembler rejected a generated program."""
 
 
 def source(cases: list[tuple[int, Case]], title: str) -> str:
@@ -45,21 +35,6 @@ def source(cases: list[tuple[int, Case]], title: str) -> str:
     )
 
 
-def gnu_build(src: Path) -> Path:
-    """Assemble and link `src` with GNU binutils; returns the ELF path beside it."""
-    obj, elf = src.with_suffix(".o"), src.with_suffix(".elf")
-    for cmd in (
-        ["aarch64-linux-gnu-as", "-march=armv8.2-a", "-I", str(INCLUDE_DIR), "-o", str(obj), str(src)],
-        ["aarch64-linux-gnu-ld", f"-Ttext={LINK_ADDR:#x}", "-o", str(elf), str(obj)],
-    ):
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode:
-            lines = proc.stderr.strip().splitlines()
-            first = next((ln for ln in lines if "Error" in ln), lines[0] if lines else "failed")
-            raise BuildError(f"{Path(cmd[0]).name}: {first}")
-    return elf
-
-
 def check_words(src: Path, elf: Path) -> tuple[int, list[str]]:
     """The harness pipeline's words for `src` against those of GNU as in `elf` (diff_words)."""
     from harness.asm import AsmError, assemble_file, load_elf
@@ -76,44 +51,12 @@ def check_words(src: Path, elf: Path) -> tuple[int, list[str]]:
     return n, bad
 
 
-@dataclass
-class Output:
-    """What one emulator printed, and how the run ended."""
-
-    text: str
-    status: str  # "poweroff", or why not
-    seconds: float = 0.0
-
-
-def run_qemu(elf: Path, timeout: float = QEMU_TIMEOUT) -> Output:
-    import time
-
-    start = time.perf_counter()
-    try:
-        proc = subprocess.run([*QEMU_CMD, "-kernel", str(elf)], capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        return Output((e.stdout or b"").decode("utf-8", "replace"), f"timeout after {timeout:.0f} s",
-                      time.perf_counter() - start)
-    status = "poweroff" if proc.returncode == 0 else f"qemu exit status {proc.returncode}"
-    return Output(proc.stdout.decode("utf-8", "replace"), status, time.perf_counter() - start)
-
-
-def run_board(elf: Path, max_insns: int = BOARD_MAX_INSNS, quirks: tuple[str, ...] = ()) -> Output:
-    import time
-
+def run_board(elf: Path, max_insns: int = BOARD_MAX_INSNS, quirks: tuple[str, ...] = ()) -> QemuRun:
+    """The same ELF on the harness board; the result has QEMU's shape (text, status, seconds)."""
     from harness.asm import load_elf
     from harness.machine.board import run_program
 
     start = time.perf_counter()
     result = run_program(load_elf(elf), cpu="max", max_insns=max_insns, quirks=quirks)
     status = "poweroff" if result.ok else f"{result.status}: {result.message} at PC {result.pc:#x}"
-    return Output(bytes(result.uart).decode("utf-8", "replace"), status, time.perf_counter() - start)
-
-
-def qemu_version() -> str:
-    """'7.2' from `qemu-system-aarch64 --version`."""
-    import re
-
-    out = subprocess.run([QEMU_CMD[0], "--version"], capture_output=True, text=True).stdout
-    m = re.search(r"version (\d+\.\d+)", out)
-    return m.group(1) if m else "unknown"
+    return QemuRun(bytes(result.uart).decode("utf-8", "replace"), status, time.perf_counter() - start)

@@ -3,7 +3,6 @@ compare case by case under the reviewed exclusions, and check the keystone words
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -12,13 +11,9 @@ from pathlib import Path
 from harness.fidelity import program
 from harness.fidelity.cases import Case, exhaustive, sampled
 from harness.fidelity.compare import CaseOutput, Exclusion, Verdict, compare, load_exclusions, parse
+from harness.qemu import QemuRun, gnu_build, qemu_version, run_qemu
 
-TOOLS = ("aarch64-linux-gnu-as", "aarch64-linux-gnu-ld", "qemu-system-aarch64")
 CASES_PER_PROGRAM = 500  # ~40 KiB of table; the text must end below the test pages
-
-
-def missing_tools() -> list[str]:
-    return [t for t in TOOLS if shutil.which(t) is None]
 
 
 def select_cases(samples: int, seed: int, quick: bool = False) -> list[Case]:
@@ -26,7 +21,8 @@ def select_cases(samples: int, seed: int, quick: bool = False) -> list[Case]:
     ex = exhaustive()
     if quick:
         ex = ex[::8]
-    return ex + [c for c in sampled(samples, seed) if c not in set(ex)]
+    seen = set(ex)
+    return ex + [c for c in sampled(samples, seed) if c not in seen]
 
 
 @dataclass
@@ -42,8 +38,8 @@ class CaseResult:
 class ProgramRun:
     source: Path
     cases: int
-    qemu: program.Output | None
-    ours: program.Output
+    qemu: QemuRun | None
+    ours: QemuRun
     words: int
     word_errors: list[str]
 
@@ -58,6 +54,17 @@ class FidelityResult:
 
     def count(self, status: str) -> int:
         return sum(r.verdict.status == status for r in self.results)
+
+    def exclusion_counts(self) -> dict[str, int]:
+        """Cases each reviewed exclusion left out or masked."""
+        counts = {e.name: 0 for e in self.exclusions}
+        for r in self.results + self.harness_only:
+            names = set(r.verdict.masked)
+            if r.verdict.status == "excluded":
+                names.add(r.verdict.detail.split()[0])
+            for n in names:
+                counts[n] += 1
+        return counts
 
     @property
     def compared(self) -> int:
@@ -88,20 +95,21 @@ def run(cases: list[Case], build_dir: Path, progress: Callable[[str], None] | No
     exclusions = load_exclusions() if exclusions is None else exclusions
     build_dir.mkdir(parents=True, exist_ok=True)
     numbered = list(enumerate(cases))
-    both = [(n, c) for n, c in numbered if all(e.qemu or not e.applies(c) for e in exclusions)]
-    alone = [(n, c) for n, c in numbered if (n, c) not in set(both)]
+    on_qemu = [all(e.qemu or not e.applies(c) for e in exclusions) for _n, c in numbered]
+    both = [nc for nc, q in zip(numbered, on_qemu, strict=True) if q]
+    alone = [nc for nc, q in zip(numbered, on_qemu, strict=True) if not q]
     chunks = [("qemu", both[i : i + CASES_PER_PROGRAM]) for i in range(0, len(both), CASES_PER_PROGRAM)]
     chunks += [("alone", alone[i : i + CASES_PER_PROGRAM]) for i in range(0, len(alone), CASES_PER_PROGRAM)]
-    result = FidelityResult(program.qemu_version(), exclusions=exclusions)
+    result = FidelityResult(qemu_version(), exclusions=exclusions)
 
     built = []
     for k, (where, chunk) in enumerate(chunks):
         src = build_dir / f"fidelity-{k:02d}{'-harness-only' if where == 'alone' else ''}.S"
         src.write_text(program.source(chunk, f"fidelity program {k}"))
-        built.append((where, chunk, src, program.gnu_build(src)))
+        built.append((where, chunk, src, gnu_build(src)))
     # QEMU runs in parallel processes while the harness runs here
     with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = {src: pool.submit(program.run_qemu, elf) for where, _c, src, elf in built if where == "qemu"}
+        futures = {src: pool.submit(run_qemu, elf) for where, _c, src, elf in built if where == "qemu"}
         for where, chunk, src, elf in built:
             if progress:
                 progress(f"{src.name}: {len(chunk)} cases")
