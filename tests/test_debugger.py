@@ -114,10 +114,20 @@ def test_catch_watch_sysreg_and_memory(dbg: Debugger):
     assert "watchpoint 2: HCR_EL2 written with" in out
     written = int(out.split("written with ")[1].split()[0], 16)
     assert b.read_sysreg("HCR_EL2") == written  # the MSR completed before the stop
-    dbg.execute("delete")
-    sp = b.sp
-    out = plain(dbg.execute(f"watch *{sp - 16:#x} 16"))
-    assert out.startswith("watchpoint 3: watch *")
+
+
+def test_memory_watch_stops_after_the_store(dbg: Debugger):
+    # __guest_exit stores the guest's x2/x3 at [x1, #16] first: watch that slot
+    dbg.execute("break __guest_exit")
+    dbg.execute("continue")
+    b = dbg.board
+    slot = b.reg(1) + 16
+    assert plain(dbg.execute("watch *$x1+0x10 16")) == f"watchpoint 2: watch *{slot:#x} 16"
+    out = plain(dbg.execute("continue"))
+    assert f"watchpoint 2: *{slot:#x} = " in out
+    value = int(out.split(f"*{slot:#x} = ")[1].split()[0], 16)
+    assert int.from_bytes(b.read_mem(slot, 8), "little") == value == b.reg(2)
+    assert b.pc == b.resolve("__guest_exit+0x8")  # stopped after the stp
 
 
 def test_state_commands_and_set(dbg: Debugger):
@@ -194,8 +204,9 @@ f:
     assert b.pc == b.resolve("_start+4") and b.icount == 1
     d.execute("step")  # into f
     assert b.pc == b.resolve("f")
-    d.execute("finish")
+    out = plain(d.execute("finish"))
     assert b.pc == b.resolve("_start+8")
+    assert not out.startswith("breakpoint")  # an internal breakpoint is not announced
     out = plain(d.execute("continue"))
     assert "PSCI SYSTEM_OFF" in out
 

@@ -178,10 +178,6 @@ class Debugger:
         except (KeyError, ValueError, BoardError) as e:
             raise DebuggerError(f"no location {loc}: {str(e).strip(chr(39))}") from None
 
-    def describe_addr(self, addr: int) -> str:
-        b = self._need()
-        return b.location(addr)
-
     # ------------------------------------------------------------------ forward execution
 
     def _checkpoint(self) -> None:
@@ -190,10 +186,14 @@ class Debugger:
             self._checkpoints.append(b.save_state())
 
     def _stop_condition(self, event: ev.Event) -> str | None:
+        """Board.stop_on_event: the first watch- or catchpoint the event triggers (counted)."""
+        return self._watch_reason(event, count=True)
+
+    def _watch_reason(self, e: ev.Event, count: bool = False) -> str | None:
         for w in self._watches.values():
-            why = self._watch_hit(w, event)
+            why = self._watch_hit(w, e)
             if why:
-                w.hits += 1
+                w.hits += count
                 return why
         return None
 
@@ -223,18 +223,16 @@ class Debugger:
         return None
 
     def _flag_watch(self) -> list[Watchpoint]:
+        """Watches on NZCV: any instruction may set them, so they need single steps."""
         return [w for w in self._watches.values() if w.kind == "pstate" and w.what in ("n", "z", "c", "v")]
 
-    def _finish_watch_stop(self, b: Board, start_events: int) -> None:
-        """A sysreg write stops before its MSR completes: complete it, without stopping again."""
-        last = b.events[-1] if b.events else None
-        stop_ev = b.events[-2] if isinstance(last, ev.Stop) and len(b.events) >= 2 else None
-        if isinstance(stop_ev, ev.SysregWrite) and b.pc == stop_ev.pc:
-            saved, b.stop_on_event = b.stop_on_event, None
-            try:
-                b.step(1)
-            finally:
-                b.stop_on_event = saved
+    @staticmethod
+    def _flag_change(flags: list[Watchpoint], before: PState, after: PState) -> tuple[Watchpoint, str] | None:
+        for w in flags:
+            old, new = getattr(before, w.what), getattr(after, w.what)
+            if old != new:
+                return w, f"watchpoint {w.num}: pstate.{w.what} {old} -> {new}"
+        return None
 
     def stepi(self, n: int = 1) -> Stop:
         b = self._need()
@@ -247,14 +245,11 @@ class Debugger:
                 before = b.pstate()
                 res = b.step(1)
                 if res is not None:
-                    if res.status == "watch":
-                        self._finish_watch_stop(b, start)
                     return self._stop_from(res.status, res.message, start)
-                for w in flags:
-                    if getattr(before, w.what) != getattr(b.pstate(), w.what):
-                        w.hits += 1
-                        return self._stop_from("watch", f"watchpoint {w.num}: pstate.{w.what} "
-                                               f"{getattr(before, w.what)} -> {getattr(b.pstate(), w.what)}", start)
+                changed = self._flag_change(flags, before, b.pstate())
+                if changed is not None:
+                    changed[0].hits += 1
+                    return self._stop_from("watch", changed[1], start)
                 if self.interrupt():
                     return self._stop_from("interrupt", "interrupted", start)
         finally:
@@ -270,7 +265,7 @@ class Debugger:
         # a stop at a breakpoint is before its instruction: step off it first
         if b.pc in self._bp_addrs():
             st = self.stepi(1)
-            if st.reason not in ("step",):
+            if st.reason != "step":
                 return st
         b.stop_on_event = self._stop_condition
         try:
@@ -285,8 +280,6 @@ class Debugger:
                     if self.interrupt():
                         return self._stop_from("interrupt", "interrupted", start)
                     continue
-                if res.status == "watch":
-                    self._finish_watch_stop(b, start)
                 if res.status == "breakpoint":
                     return self._breakpoint_stop(start)
                 return self._stop_from(res.status, res.message, start)
@@ -304,7 +297,7 @@ class Debugger:
         msg = ", ".join(f"{'temporary ' if bp.temporary else ''}breakpoint {bp.num}" for bp in hit)
         for bp in [bp for bp in hit if bp.temporary]:
             self._delete_bp(bp.num)
-        return self._stop_from("breakpoint", msg or "breakpoint", start)
+        return self._stop_from("breakpoint", msg, start)  # "" at an internal (finish/until) one
 
     def _step_until(self, done: Callable[[], bool], limit: int, what: str) -> Stop:
         """Single-step until done() (or a stop condition); `what` names the command."""
@@ -333,9 +326,13 @@ class Debugger:
             while True:
                 st = self.cont()
                 if st.reason == "breakpoint" and b.pc == addr and not st.message:
+                    if el is not None and b.pstate().el != el:
+                        # the address at another EL: step off the internal breakpoint, go on
+                        st = self.stepi(1)
+                        if st.reason != "step":
+                            return st
+                        continue
                     st = self._stop_from(what, "", start)
-                if st.reason == what and el is not None and b.pstate().el != el:
-                    continue
                 st.exceptions = [e for e in b.events[start:] if isinstance(e, ev.ExceptionEntry | ev.ExceptionReturn)]
                 return st
         finally:
@@ -459,9 +456,9 @@ class Debugger:
                 if flags or b.pc in bps:
                     before = b.pstate()
                     res = b.step(1)
-                    for w in flags:
-                        if getattr(before, w.what) != getattr(b.pstate(), w.what):
-                            hits.append((b.icount, f"watchpoint {w.num}: pstate.{w.what}"))
+                    changed = self._flag_change(flags, before, b.pstate())
+                    if changed is not None:
+                        hits.append((b.icount, changed[1]))
                     if res is not None:
                         break
                     continue
@@ -472,13 +469,6 @@ class Debugger:
         finally:
             b.stop_on_event = None
         return [h for h in hits if first < h[0] < end]
-
-    def _watch_reason(self, e: ev.Event) -> str | None:
-        for w in self._watches.values():
-            why = self._watch_hit(w, e)
-            if why:
-                return why
-        return None
 
     # ------------------------------------------------------------------ stop display
 
@@ -549,6 +539,13 @@ class Debugger:
         bp = self._breakpoints.pop(num)
         if self.board is not None and bp.addr not in self._bp_addrs():
             self.board.remove_breakpoint(bp.addr)
+
+    def delete_at(self, addr: int, kind: str) -> None:
+        """Delete the first breakpoint (kind "break") or memory watch ("mem") at addr."""
+        nums = [n for n, bp in self._breakpoints.items() if bp.addr == addr] if kind == "break" else \
+            [n for n, w in self._watches.items() if w.kind == "mem" and w.addr == addr]
+        if nums:
+            self.delete(nums[:1])
 
     def delete(self, nums: list[int]) -> str:
         if not nums:
@@ -768,7 +765,7 @@ class Debugger:
                 b.write_sysreg(lhs.upper().lstrip("$"), value)
             except (KeyError, ValueError, BoardError):
                 raise DebuggerError(f"cannot set {lhs}: not a register, pstate.FIELD, SYSREG or *ADDR") from None
-        self._new_history()
+        self.new_history()
         return f"{escape(lhs)} = {value:#x}"
 
     def inject(self, kind: str) -> str:
@@ -776,10 +773,10 @@ class Debugger:
         if kind not in ("irq", "fiq", "serror"):
             raise DebuggerError("inject irq|fiq|serror")
         b.inject(kind, at_icount=b.icount)
-        self._new_history()
+        self.new_history()
         return f"{kind} pending (taken before the next instruction if unmasked)"
 
-    def _new_history(self) -> None:
+    def new_history(self) -> None:
         """A change made from outside cannot be replayed: the history starts here."""
         b = self._need()
         self._checkpoints = [b.save_state()]

@@ -238,7 +238,7 @@ class GdbStub:
                 b.write_mem(addr, raw)
             except Exception:
                 return b"E14"
-            d._new_history()
+            d.new_history()
             return b"OK"
         if p[:2] in ("Z0", "Z1", "z0", "z1", "Z2", "z2", "Z3", "z3", "Z4", "z4"):
             return self._point(p)
@@ -247,7 +247,7 @@ class GdbStub:
         if p.startswith("vCont;"):
             action = p[6:].split(";")[0].split(":")[0]
             return self._resume("s" if action[0] in "sS" else "c")
-        if p in ("s", "c") or p.startswith("s") or p.startswith("c"):
+        if p[0] in "sc":
             if len(p) > 1:
                 b.pc = int(p[1:], 16)
             return self._resume(p[0])
@@ -318,9 +318,7 @@ class GdbStub:
                 d.add_breakpoint(hex(addr))
             else:
                 self._gdb_bps.discard(addr)
-                nums = [n for n, bp in d._breakpoints.items() if bp.addr == addr]
-                if nums:
-                    d.delete(nums[:1])
+                d.delete_at(addr, "break")
             return b"OK"
         if kind == "3":
             return b""  # read watchpoints: the board hooks writes only
@@ -328,9 +326,7 @@ class GdbStub:
         if insert:
             d.add_watch(f"*{addr:#x} {length}")
         else:
-            nums = [n for n, w in d._watches.items() if w.kind == "mem" and w.addr == addr]
-            if nums:
-                d.delete(nums[:1])
+            d.delete_at(addr, "mem")
         return b"OK"
 
     # ------------------------------------------------------------------ registers
@@ -379,7 +375,7 @@ class GdbStub:
             b.write_sysreg(SYSREGS[n - 34], v)
         else:
             raise ValueError(f"no register {n}")
-        self.dbg._new_history()
+        self.dbg.new_history()
 
 
 def _unescape(body: bytes) -> bytes:
