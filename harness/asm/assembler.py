@@ -116,6 +116,7 @@ class Assembler:
         self.equates: dict[str, tuple[str, Stmt]] = {}
         self.consts: dict[str, int] = {}
         self.globals: set[str] = set()
+        self.label_types: dict[str, str] = {}
         self._pool_n = 0
 
     # ------------------------------------------------------------ layout
@@ -188,6 +189,11 @@ class Assembler:
                     self._equate(name.strip(), value.strip(), st)
                 elif head_l in (".global", ".globl"):
                     self.globals.update(n.strip() for n in rest.split(",") if n.strip())
+                elif head_l == ".type":
+                    name, _, kind = rest.partition(",")
+                    kind = kind.strip().lstrip("%@#\"").rstrip("\"").lower()
+                    if kind in ("function", "object"):  # the symbol type an ELF gets (STT_FUNC, STT_OBJECT)
+                        self.label_types[name.strip()] = kind
                 elif head_l in _IGNORED:
                     pass
                 else:
@@ -401,6 +407,7 @@ class Assembler:
             words[sec.addr + item.offset] = int.from_bytes(enc, "little")
         segments: list[Segment] = []
         lines: list[tuple[int, int, SourceLoc]] = []
+        macro_calls: dict[int, tuple[tuple[str, SourceLoc], ...]] = {}
         insn_addrs: list[int] = []
         for sec in self.sections.values():
             if not sec.size:
@@ -423,12 +430,16 @@ class Assembler:
                     buf[item.offset : item.offset + item.size] = item.raw
                 if item.kind != "pool" and item.size:
                     lines.append((addr, item.size, item.stmt.loc))
+                    if item.stmt.calls:
+                        macro_calls[addr] = item.stmt.calls
             segments.append(Segment(sec.name, sec.addr, bytes(buf), sec.flags))
         entry = self.symbols.get("_start")
         if entry is None:
             code = [s for s in segments if "x" in s.flags]
             entry = code[0].addr if code else (segments[0].addr if segments else self.base)
-        return Image(segments, dict(self.symbols), entry, lines, [], sorted(insn_addrs), frozenset(self.globals))
+        label_sections = {lab: sec.name for sec in self.sections.values() for lab in sec.labels}
+        return Image(segments, dict(self.symbols), entry, lines, [], sorted(insn_addrs), frozenset(self.globals),
+                     label_sections, {n: t for n, t in self.label_types.items() if n in label_sections}, macro_calls)
 
     def _cache_key(self, text: str, addr: int) -> tuple:
         """The statement text, the symbols it names with their values, and the address when the
@@ -796,6 +807,7 @@ def _assemble(pp: Preprocessor, path: Path, text: str | None, features, base, se
     asm.layout(stmts)
     image = asm.encode()
     image.source_files = list(pp.files)
+    image.source_texts = dict(pp.texts)
     return image
 
 

@@ -72,6 +72,14 @@ class Image:
     source_files: list[str] = field(default_factory=list)
     insn_addrs: list[int] = field(default_factory=list)  # instruction statements (not data)
     globals: frozenset[str] = frozenset()  # names made global (.global/.globl; STB_GLOBAL in an ELF)
+    # For the ELF writer (empty for loaded programs): the section of each label (equates have
+    # none), `.type` of a label ("function" | "object"), the macro calls an instruction came from
+    # (innermost first: macro name, where it was used), and the text of sources not read from
+    # disk (a variant's patched files).
+    label_sections: dict[str, str] = field(default_factory=dict)
+    label_types: dict[str, str] = field(default_factory=dict)
+    macro_calls: dict[int, tuple[tuple[str, SourceLoc], ...]] = field(default_factory=dict)
+    source_texts: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.lines.sort(key=lambda t: t[0])
@@ -81,13 +89,15 @@ class Image:
         self._sym_names = [n for _, n in named]
 
     def addr_of(self, name_or_loc: str) -> int:
-        """A label, `label+0x10`, a number, or `file.S:123` (first statement at or after that line)."""
+        """A label, `label+0x10`, a number, or `file.S:123` (first statement at or after that line;
+        a macro call is a statement there, at the first instruction of its expansion, as in gdb)."""
         text = name_or_loc.strip()
         m = re.fullmatch(r"(.+?):(\d+)", text)
         if m and not text.startswith("0x"):
             fname, line = m.group(1), int(m.group(2))
             best = None
-            for addr, _size, loc in self.lines:
+            sites = [(addr, site) for addr, calls in self.macro_calls.items() for _name, site in calls]
+            for addr, loc in [(a, loc) for a, _size, loc in self.lines] + sites:
                 if (loc.file == fname or loc.file.endswith("/" + fname)) and loc.line >= line:
                     if best is None or (loc.line, addr) < best[0]:
                         best = ((loc.line, addr), addr)

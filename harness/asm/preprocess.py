@@ -39,6 +39,7 @@ class Stmt:
     labels: tuple[str, ...] = ()
     via: str = ""  # "from macro 'NAME' used at file:line" when produced by an expansion
     label_locs: tuple[SourceLoc, ...] = ()  # where each of `labels` is defined
+    calls: tuple[tuple[str, SourceLoc], ...] = ()  # macro expansions it came from: (name, call site), innermost first
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Preprocessor:
         self.include_dirs = include_dirs or []
         self.overrides = {str(Path(k).resolve()): v for k, v in (overrides or {}).items()}
         self.files: list[str] = []
+        self.texts: dict[str, str] = {}  # shown name -> text, for sources not read from disk (overrides, given text)
         self.display_root: Path | None = None
         self.macros = {}
         self.reg_aliases: dict[str, str] = {}  # NAME .req REG
@@ -89,9 +91,13 @@ class Preprocessor:
         """Lines after #include/#define/#if, comments removed, each with its origin."""
         if depth > 32:
             raise AsmError(f"#include nested too deep at {path}")
+        name = self.shown(path)
         if text is None:
             text = self.read(path)
-        name = self.shown(path)
+            if str(path.resolve()) in self.overrides:
+                self.texts[name] = text
+        else:
+            self.texts[name] = text
         if name not in self.files:
             self.files.append(name)
         out: list[tuple[str, SourceLoc]] = []
@@ -402,6 +408,7 @@ class Preprocessor:
         args = _bind_args(name, params, rest, st)
         pats = [(re.compile(rf"\\{re.escape(p)}(?![\w])"), a) for p, a in args.items()]
         via = f"from macro '{name}' used at {st.loc.file}:{st.loc.line}" + (", " + st.via if st.via else "")
+        calls = ((name, st.loc), *st.calls)
         sub = []
         for b in body:
             t = b.text
@@ -409,7 +416,7 @@ class Preprocessor:
                 t = pat.sub(lambda _m, a=a: a, t)
             t = _unbackslash(t.replace("\\@", str(self._macro_counter)))
             for part in _split_statements(t):
-                sub.append(Stmt(part, b.loc, (), via))
+                sub.append(Stmt(part, b.loc, (), via, calls=calls))
         return _split_labels(sub)
 
     def _alternative_block(self, stmts: list[Stmt], i: int, st: Stmt, depth: int, symbols: dict[str, int],
@@ -444,7 +451,7 @@ class Preprocessor:
         first = self._expand(sides[0], depth + 1, symbols)
         if end_kind == "alternative_else_nop_endif":
             size = _block_size(first)
-            second = [Stmt("nop", st.loc, (), st.via)] * (size // 4)
+            second = [Stmt("nop", st.loc, (), st.via, calls=st.calls)] * (size // 4)
         else:
             second = self._expand(sides[1], depth + 1, symbols)
             a, b = _block_size(first), _block_size(second)
@@ -778,7 +785,7 @@ def _number_labels(stmts: list[Stmt]) -> list[Stmt]:
         pending.extend(names)
         pending_locs.extend([st.loc] * len(names))
         if text:
-            out.append(Stmt(text, st.loc, tuple(pending), st.via, tuple(pending_locs)))
+            out.append(Stmt(text, st.loc, tuple(pending), st.via, tuple(pending_locs), st.calls))
             pending, pending_locs = [], []
     if pending:
         out.append(Stmt("", pending_locs[-1], tuple(pending), "", tuple(pending_locs)))
