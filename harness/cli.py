@@ -17,6 +17,7 @@ _DELEGATED = {
     "debug": ("harness.debugger.cli", "interactive single-step debugger"),
     "gdbserver": ("harness.debugger.gdbcli", "GDB remote stub for gdb-multiarch"),
     "selftest": ("harness.selftest", "run the bare-metal exception tests in asm/tests"),
+    "build": ("harness.build", "write an ELF with symbols and DWARF lines (a .S, or a scenario's program)"),
 }
 
 

@@ -105,24 +105,14 @@ class Debugger:
 
     def load_scenario(self, name: str, variant: str | None = None) -> str:
         from harness.scenarios.runner import ScenarioError, load_scenario_board
-        from harness.scenarios.scenario import matrix
+        from harness.scenarios.scenario import find_scenario
 
-        want = name if "/" in name or variant is None else f"{variant}/{name}"
-        if "/" not in want:
-            want = f"v4.13/{want}"
-        if variant is not None and "/" in name and not name.startswith(variant + "/"):
-            raise DebuggerError(f"scenario {name} names a variant other than --variant {variant}")
-        found = [s for s in matrix() if s.id == want]
-        if not found:
-            close = sorted(s.id for s in matrix() if s.id.split("/", 1)[1] == want.split("/", 1)[1])
-            hint = f" (variants: {', '.join(c.split('/')[0] for c in close)})" if close else \
-                " (python -m harness scenarios --json lists them)"
-            raise DebuggerError(f"no scenario {want}{hint}")
         try:
-            board = load_scenario_board(found[0])
-        except ScenarioError as e:
+            scenario = find_scenario(name, variant)
+            board = load_scenario_board(scenario)
+        except (ValueError, ScenarioError) as e:
             raise DebuggerError(str(e)) from None
-        return self._attach(board, f"scenario {want}")
+        return self._attach(board, f"scenario {scenario.id}")
 
     def load_program(self, path: str, cpu: str = "max") -> str:
         from harness.asm import AsmError, assemble_file, load_program
