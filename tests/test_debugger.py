@@ -346,7 +346,7 @@ detach
         res = subprocess.run(["gdb-multiarch", "-q", "-batch", "-x", str(script)], capture_output=True, text=True,
                              timeout=120)
     finally:
-        srv.kill()
+        srv.terminate()  # SIGTERM: the server removes its temporary ELF
         srv.wait()
     out = res.stdout + res.stderr
     pcs = [int(ln.split("=")[1], 16) for ln in out.splitlines() if ln.startswith("PC=")]
