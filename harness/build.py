@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.variant and not args.scenario:
         print("build: --variant applies to --scenario only", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.source and Path(args.source).resolve() == Path(args.output).resolve():
+        print(f"build: {args.output} is the source itself", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         if args.scenario:
             image, what = scenario_image(args.scenario, args.variant)

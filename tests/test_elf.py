@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from elftools.elf.elffile import ELFFile
+from rich.text import Text
 
 from harness.asm import assemble_file, load_elf
 from harness.build import main as build_main
@@ -194,6 +195,7 @@ def test_scenario_elf_has_the_config_and_names_the_patched_sources(world):
     (["bad.S", "-o", "x.elf"], "bad.S:2:5: cannot assemble"),
     (["prog.elf", "-o", "x.elf"], "build takes a .S source"),
     (["prog.S", "-o", "no/such/dir/x.elf"], "cannot write no/such/dir/x.elf"),
+    (["prog.S", "-o", "./prog.S"], "./prog.S is the source itself"),
 ])
 def test_build_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.chdir(tmp_path)
@@ -205,6 +207,21 @@ def test_build_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, a
     diag = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("    ")]
     assert len(diag) == 1 and message in diag[0], err
     assert not (tmp_path / "x.elf").exists()
+
+
+def test_same_source_same_bytes_and_the_debugger_lists_it(prog, tmp_path):
+    from harness.debugger.core import Debugger
+
+    src, elf = prog
+    again = tmp_path / "again.elf"
+    assert build_main([str(src), "-o", str(again)]) == 0
+    assert again.read_bytes() == elf.read_bytes()
+    d = Debugger()
+    d.load_program(str(elf))  # the harness's own debugger on the ELF: labels and source lines
+    d.execute("break greet")
+    assert "greet" in d.execute("continue")
+    listing = Text.from_markup(d.execute("list")).plain
+    assert "=>    21      adr     x0, msg" in listing, listing
 
 
 # ------------------------------------------------------------------ binutils
@@ -368,3 +385,36 @@ kill
     body = img.source_at(exp_addr)
     assert re.search(rf"Breakpoint 3, __guest_exit \(\) at \S+/entry\.S:{body.line}\n", out), out
     assert not elf.exists()  # the temporary ELF went with the server
+
+
+def _serve(args: list[str], cwd: Path) -> tuple[list[str], int]:
+    """Start `gdbserver ARGS --port 0`, read what it prints before serving, stop it (SIGTERM)."""
+    srv = subprocess.Popen([sys.executable, "-m", "harness", "gdbserver", "--port", "0", *args],
+                           stderr=subprocess.PIPE, text=True, cwd=cwd)
+    assert srv.stderr is not None
+    lines = [srv.stderr.readline().strip()]
+    if lines[0] and "on 127.0.0.1:" in lines[0]:
+        lines.append(srv.stderr.readline().strip())
+        lines.append(str(Path(shlex.split(lines[1].split("connect: ", 1)[1])[1]).exists()))
+        srv.terminate()
+    lines += [ln.strip() for ln in srv.stderr.read().splitlines() if ln.strip()]
+    return lines, srv.wait()
+
+
+def test_gdbserver_writes_the_elf_of_a_program_and_removes_it(prog, tmp_path):
+    src, elf = prog
+    lines, _ = _serve([str(src)], src.parent)
+    cmd = shlex.split(lines[1].split("connect: ", 1)[1])
+    assert cmd[0] == "gdb-multiarch" and Path(cmd[1]).name == "prog.elf" and lines[2] == "True"
+    assert not Path(cmd[1]).parent.exists()  # the temporary directory went with the server
+    kept = tmp_path / "kept.elf"
+    lines, _ = _serve([str(src), "--elf", str(kept)], src.parent)
+    assert shlex.split(lines[1].split("connect: ", 1)[1])[1] == str(kept)
+    assert kept.read_bytes() == elf.read_bytes()  # what `build` writes
+    lines, _ = _serve([str(elf)], src.parent)  # an ELF is given to gdb as it is
+    assert shlex.split(lines[1].split("connect: ", 1)[1])[1] == str(elf)
+
+
+def test_gdbserver_cannot_write_the_elf_is_one_line_and_exit_2(prog, tmp_path):
+    lines, status = _serve([str(prog[0]), "--elf", str(tmp_path / "no" / "dir" / "x.elf")], tmp_path)
+    assert status == 2 and len(lines) == 1 and lines[0].startswith("gdbserver: cannot write the ELF:"), lines

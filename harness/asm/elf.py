@@ -298,7 +298,7 @@ def _dwarf(image: Image, source_paths: Mapping[str, str]) -> dict[str, bytes]:
             merged.append((a, b))
     main = image.source_files[0] if image.source_files else image.lines[0][2].file
     name = str(Path(source_paths.get(main) or os.path.abspath(main)))
-    info, abbrev = _debug_info(name, os.getcwd())
+    info, abbrev = _debug_info(name, str(Path(name).parent))  # not the cwd: same bytes from any directory
     return {".debug_abbrev": abbrev, ".debug_info": info, ".debug_aranges": _debug_aranges(merged),
             ".debug_ranges": _debug_ranges(merged), ".debug_line": _debug_line(dirs, files, _line_program(seqs))}
 

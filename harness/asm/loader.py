@@ -66,12 +66,13 @@ def _dwarf_lines(elf: ELFFile) -> tuple[list[tuple[int, int, SourceLoc]], list[s
         return [], []
     out: list[tuple[int, int, SourceLoc]] = []
     files: list[str] = []
+    texts: dict[str, list[str]] = {}
     dwarf = elf.get_dwarf_info()
     for cu in dwarf.iter_CUs():
         prog = dwarf.line_program_for_CU(cu)
         if prog is None:
             continue
-        names = [f.name.decode() if isinstance(f.name, bytes) else str(f.name) for f in prog["file_entry"]]
+        names = _file_names(cu, prog)
         prev = None
         for entry in prog.get_entries():
             st = entry.state
@@ -82,9 +83,41 @@ def _dwarf_lines(elf: ELFFile) -> tuple[list[tuple[int, int, SourceLoc]], list[s
                 name = names[idx] if 0 <= idx < len(names) else "?"
                 if name not in files:
                     files.append(name)
-                out.append((prev.address, st.address - prev.address, SourceLoc(name, prev.line)))
+                out.append((prev.address, st.address - prev.address, SourceLoc(name, prev.line, _line_text(texts, name, prev.line))))
             prev = None if st.end_sequence else st
     return out, files
+
+
+def _line_text(cache: dict[str, list[str]], path: str, line: int) -> str:
+    """The source line, where the file is at hand (shown at stops and in diagnostics)."""
+    if path not in cache:
+        try:
+            cache[path] = Path(path).read_text(errors="replace").splitlines()
+        except OSError:
+            cache[path] = []
+    lines = cache[path]
+    return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def _file_names(cu, prog) -> list[str]:
+    """The line table's file names with their directories (DWARF 4: directory 0 is the CU's
+    comp_dir, the others 1-based; DWARF 5: 0-based, 0 the comp_dir), so a debugger finds the files."""
+    def text(v) -> str:
+        return v.decode(errors="replace") if isinstance(v, bytes) else str(v)
+
+    comp = cu.get_top_DIE().attributes.get("DW_AT_comp_dir")
+    comp_dir = text(comp.value) if comp is not None else ""
+    dirs = [text(d) for d in prog["include_directory"]]
+    if prog.header.version < 5:
+        dirs = [comp_dir, *dirs]
+    out = []
+    for f in prog["file_entry"]:
+        k = f.dir_index
+        d = dirs[k] if 0 <= k < len(dirs) else ""
+        if d and not os.path.isabs(d) and comp_dir:
+            d = os.path.join(comp_dir, d)
+        out.append(os.path.join(d, text(f.name)))
+    return out
 
 
 def load_flat(path: str | os.PathLike, load_addr: int) -> Image:

@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             elf = _elf_for_gdb(dbg, args, tmp)
-        except (AsmError, OSError) as e:
+        except OSError as e:
+            print(f"gdbserver: cannot write the ELF: {e.filename}: {e.strerror}", file=sys.stderr)
+            return 2
+        except AsmError as e:
             print(f"gdbserver: cannot write the ELF: {e}", file=sys.stderr)
             return 2
         print(f"gdbserver: {dbg.target} on 127.0.0.1:{port}", file=sys.stderr, flush=True)
