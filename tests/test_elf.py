@@ -228,7 +228,12 @@ def test_same_source_same_bytes_and_the_debugger_lists_it(prog, tmp_path):
 
 
 @needs[READELF]
-def test_readelf_shows_sections_and_symbols_without_warnings(prog, world):
+def test_readelf_shows_sections_and_symbols_without_warnings(prog, world, tmp_path):
+    empty = tmp_path / "empty.S"
+    empty.write_text("// no statements\n")
+    assert build_main([str(empty), "-o", str(tmp_path / "empty.elf")]) == 0
+    res = subprocess.run([READELF, "-a", "-W", str(tmp_path / "empty.elf")], capture_output=True, text=True)
+    assert res.returncode == 0 and "warning" not in (res.stdout + res.stderr).lower(), res.stderr
     for elf in (prog[1], world[0]):
         res = subprocess.run([READELF, "-a", "-W", str(elf)], capture_output=True, text=True)
         out = res.stdout

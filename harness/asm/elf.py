@@ -100,18 +100,6 @@ def _sections(image: Image) -> list[tuple[str, int, bytes, str]]:
     return sorted(out, key=lambda s: (s[1], len(s[2]) > 0, s[0]))
 
 
-def _section_of(image: Image, name: str, sections: list[tuple[str, int, bytes, str]]) -> int | None:
-    """Index (into `sections`) of the section a label is in: the assembler's record, else by address."""
-    sec = image.label_sections.get(name)
-    if sec is not None:
-        return next(k for k, s in enumerate(sections) if s[0] == sec)
-    addr = image.symbols[name]
-    for k, (_n, a, data, _f) in enumerate(sections):
-        if a <= addr <= a + len(data):
-            return k
-    return None
-
-
 def _mapping_symbols(image: Image, sections) -> list[tuple[int, int, str]]:
     """($x | $d) at each switch between instructions and data in executable sections: (addr, section, name)."""
     insns = sorted(image.insn_addrs)
@@ -138,15 +126,9 @@ def _symbols(image: Image, sections) -> tuple[list[tuple[str, int, int, int, int
     """(name, value, size, bind, type, shndx) of every symbol, locals first; and the first global."""
     file_sym = [(Path(image.source_files[0]).name if image.source_files else "", 0, 0, STB_LOCAL, STT_FILE, SHN_ABS)]
     mapping = [(name, addr, 0, STB_LOCAL, STT_NOTYPE, k + 1) for addr, k, name in _mapping_symbols(image, sections)]
-    names = image.label_sections if image.label_sections else image.symbols
-    labels = []
-    for name in names:
-        if _hidden(name) or name not in image.symbols:
-            continue
-        k = _section_of(image, name, sections)
-        if k is None:
-            continue
-        labels.append((name, image.symbols[name], k))
+    index = {s[0]: k for k, s in enumerate(sections)}
+    labels = [(name, image.symbols[name], index[sec]) for name, sec in image.label_sections.items()
+              if not _hidden(name)]
     labels.sort(key=lambda t: (t[1], t[0]))
     # A typed label (`.type NAME, %function|%object`) extends to the next label of its section.
     starts: dict[int, list[int]] = {}
@@ -357,7 +339,7 @@ def elf_bytes(image: Image, source_paths: Mapping[str, str] | None = None) -> by
     off += (-off) % 8
     shoff = off
     ehdr = (b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
-            + struct.pack("<HHIQQQIHHHHHH", ET_EXEC, EM_AARCH64, 1, image.entry, 64, shoff, 0, 64, 56, phnum,
+            + struct.pack("<HHIQQQIHHHHHH", ET_EXEC, EM_AARCH64, 1, image.entry, 64 if phnum else 0, shoff, 0, 64, 56, phnum,
                           64, len(headers), len(headers) - 1))
     out = bytearray(shoff + 64 * len(headers))
     out[0:64] = ehdr
