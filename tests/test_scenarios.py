@@ -1,23 +1,32 @@
-"""The world-switch scenarios: every probe outcome and every claim's verdict, with the
-expectations derived from the architectural rules (shared/reference/arm-pstate-facts.md)
-and the kernel code each variant models, not from the harness's own output."""
+"""The world-switch scenarios: every probe outcome, the host's PSTATE field by field and every
+claim's verdict, with the expectations derived from the architectural rules
+(shared/reference/arm-pstate-facts.md, cited as §N) and the kernel code each variant models,
+not from the harness's own output."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 
 import pytest
 
+from harness.arch.pstate import PState
 from harness.scenarios.claims import evaluate
-from harness.scenarios.runner import run_scenarios
-from harness.scenarios.scenario import matrix
-from harness.scenarios.world import ROOT
+from harness.scenarios.runner import load_scenario_board, run_scenarios
+from harness.scenarios.scenario import Scenario, configurations, matrix
+from harness.scenarios.world import ROOT, variant_names, variant_overrides, variant_preamble
 
-PAN_RESET_ON_EXIT = ("v4.13", "uao-fix-minimal", "v5.11")   # __guest_exit sets PAN (cb96408da4e1)
+# What each variant's code does (asm/kvm and asm/variants/*.diff), not what it yields.
+PAN_RESET_ON_EXIT = ("v4.13", "uao-fix-minimal", "v4.16", "v5.11", "v6.13")  # __guest_exit sets PAN (cb96408da4e1)
 PAN_RESET_LATE = ("patch-2017",)                              # set at vcpu_run_fixup, under VHE
 UAO_RESTORED = ("patch-2017", "uao-fix-minimal")              # uao_thread_switch(current), under VHE
+NO_UAO = ("v5.11", "v6.13")                                   # no set_fs(), no UAO (3d2403fd10a1, 1517c4facf2e)
+IRQS_OFF = {"v6.13": 0b0011}                                  # local_irq_disable(): I (v6.13: I and F)
+DAIF_PROCCTX_NOIRQ = {"v4.16": 0b0010, "v5.11": 0b0010, "v6.13": 0b0011}  # restored after a VHE run
+ABORTS_UNMASKED_IN_EXIT = ("v4.13", "no-pan-reset", "patch-2017", "uao-fix-minimal", "v4.16")  # daifclr #4
+FIELDS = tuple(f.name for f in dataclasses.fields(PState))
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +44,9 @@ def has_pan(s) -> bool:
 
 
 def host_uao_before(s) -> int:
-    # set_fs(KERNEL_DS) sets UAO where the CPU has it; v5.11 has neither set_fs nor UAO.
-    return int(s.caller == "kernel_ds" and s.cpu == "max" and s.variant != "v5.11")
+    # set_fs(KERNEL_DS) (A1's caller) or a kernel thread's KERNEL_DS, switched in by
+    # uao_thread_switch (A2's), sets UAO where the CPU has it and the kernel still uses it.
+    return int(s.caller in ("kernel_ds", "kthread") and s.cpu == "max" and s.variant not in NO_UAO)
 
 
 def pan_after_exit_at_el2(s) -> int:
@@ -45,7 +55,8 @@ def pan_after_exit_at_el2(s) -> int:
         return 0
     if s.variant in PAN_RESET_ON_EXIT:
         return 1
-    # §1.6: entry to EL2 with E2H=0 (non-VHE) or with E2H=1, TGE=0 (VHE guest exit) leaves PAN.
+    # §1.6: entry to EL2 with E2H=0 (non-VHE) or with E2H=1, TGE=0 (VHE guest exit) leaves PAN,
+    # as the guest had it at EL1 or at EL0 (where the guest kernel's ERET put SPSR_EL1.PAN).
     return s.guest_pan
 
 
@@ -58,7 +69,7 @@ def host_pan_after(s) -> int:
 
 
 def host_uao_after(s) -> int:
-    if s.cpu != "max" or s.variant == "v5.11":
+    if s.cpu != "max" or s.variant in NO_UAO:
         return 0
     if not s.vhe:
         return host_uao_before(s)  # §2: restored by the ERET
@@ -66,9 +77,35 @@ def host_uao_after(s) -> int:
     return host_uao_before(s) if s.variant in UAO_RESTORED else 0
 
 
+def host_daif_before(s) -> int:
+    return IRQS_OFF.get(s.variant, 0b0010)
+
+
+def host_daif_after(s) -> int:
+    if not s.vhe:
+        return host_daif_before(s)  # §2: the ERET restores D, A, I, F from SPSR_EL2
+    if s.variant in DAIF_PROCCTX_NOIRQ:
+        return DAIF_PROCCTX_NOIRQ[s.variant]  # local_daif_restore() after the run
+    # §1.5: the exit masked D, A, I, F and no ERET returns to the host; __guest_exit's SError
+    # window unmasks A (before v5.11 always, after only with an SError pending).
+    return 0b1011 if s.variant in ABORTS_UNMASKED_IN_EXIT else 0b1111
+
+
+def expected_leaks(s) -> dict[str, str]:
+    """W2's evidence, field by field from the rules above (NZCV left out: AAPCS64 does not keep
+    them across a call; EL, SP, SS, IL, nRW: the host's path comes back at EL2h/EL1h)."""
+    before = {"pan": int(has_pan(s)), "uao": host_uao_before(s), "daif": host_daif_before(s)}
+    after = {"pan": host_pan_after(s), "uao": host_uao_after(s), "daif": host_daif_after(s)}
+    out = {}
+    if before["daif"] != after["daif"]:
+        out["daif"] = f"0b{before['daif']:04b} -> 0b{after['daif']:04b}"
+    out.update({f: f"{before[f]} -> {after[f]}" for f in ("pan", "uao") if before[f] != after[f]})
+    return out
+
+
 def expected_probes(s) -> dict[str, str]:
     pan, uao = host_pan_after(s), host_uao_after(s)
-    unpriv_uaccess = s.cpu == "max" or s.variant == "v5.11"   # LDTR/STTR (else plain LDR/STR)
+    unpriv_uaccess = s.cpu == "max" or s.variant in NO_UAO   # LDTR/STTR (else plain LDR/STR)
     # §3: PAN=1 faults privileged data accesses to AP[1]=1 pages at EL1 / EL2 with E2H=1.
     ldr = "fault" if pan else "ok"
     if unpriv_uaccess and not uao:
@@ -88,8 +125,13 @@ def expected_probes(s) -> dict[str, str]:
 
 
 def test_matrix_covers_every_meaningful_configuration(runs):
-    assert len(runs) == 5 * 72
+    # max: VHE or not x 3 callers x PAN x UAO x (4 exits from EL1 + 3 from EL0: no HVC at EL0);
+    # a57: non-VHE only, no PAN/UAO to set.
+    per_variant = 2 * 3 * 2 * 2 * (4 + 3) + 3 * (4 + 3)
+    assert len(configurations()) == per_variant == 189
+    assert len(runs) == len(variant_names()) * per_variant
     assert all(r.ok and not r.observations["failures"] for r in runs), [r.scenario.id for r in runs if not r.ok][:3]
+    assert not any(s.guest_el == 0 and s.exit == "hvc" for s in configurations())
 
 
 def test_probe_outcomes_follow_the_rules(runs):
@@ -104,9 +146,17 @@ def test_probe_outcomes_follow_the_rules(runs):
 
 def test_pstate_after_return_follows_the_rules(runs):
     for r in runs:
-        after = r.observations["points"]["host_after_call"]
-        assert (after["pan"], after["uao"]) == (host_pan_after(r.scenario), host_uao_after(r.scenario)), r.scenario.id
-        assert after["el"] == (2 if r.scenario.vhe else 1)
+        s, after = r.scenario, r.observations["points"]["host_after_call"]
+        assert (after["pan"], after["uao"]) == (host_pan_after(s), host_uao_after(s)), s.id
+        assert after["daif"] == host_daif_after(s), s.id
+        assert after["el"] == (2 if s.vhe else 1) and after["sp"] == 1
+
+
+def test_observed_points_carry_every_pstate_field(runs):
+    for r in runs[:: len(configurations()) // 7]:
+        for name, point in r.observations["points"].items():
+            assert set(FIELDS) | {"daif", "icount"} == set(point), (r.scenario.id, name)
+            assert point["daif"] == point["d"] << 3 | point["a"] << 2 | point["i"] << 1 | point["f"]
 
 
 def test_guest_exit(runs):
@@ -115,10 +165,12 @@ def test_guest_exit(runs):
     for r in runs:
         s, x = r.scenario, r.observations["exit"]
         assert x["ec"] == ec[s.exit], s.id
-        assert x["after"]["el"] == 2 and x["before"]["el"] == 1
+        assert x["from_el"] == x["before"]["el"] == s.guest_el and x["after"]["el"] == 2, s.id
         assert x["after"]["uao"] == 0                                  # §1.2
         assert x["after"]["pan"] == (s.guest_pan if has_pan(s) else 0)  # §1.6: SPAN does not act here
-        assert x["vector_offset"] == 0x400 + {"hvc": 0, "wfi": 0, "irq": 0x80, "serror": 0x180}[s.exit]  # §1.7
+        assert x["after"]["daif"] == 0b1111                            # §1.5
+        # §1.7: a lower EL using AArch64, from EL1 and from EL0 alike
+        assert x["vector_offset"] == 0x400 + {"hvc": 0, "wfi": 0, "irq": 0x80, "serror": 0x180}[s.exit]
         assert r.observations["exit_code"] == code[s.exit]
 
 
@@ -133,12 +185,66 @@ def test_exposure_window_only_where_pan_is_not_reset_at_exit(runs):
     late = next(r for r in runs if r.scenario.id == "patch-2017/max-vhe-kvm_run-pan0-uao0-hvc")
     assert late.observations["window"]["closed_by"].startswith("msr pan, #1 at vcpu_run_fixup")
     assert late.observations["window"]["instructions"] > 50   # the whole of the sysreg restore
+    # A guest at EL0 exits with PAN as EL0 has it: Linux user space runs with PAN=0, so there
+    # the window opens whatever PAN the guest kernel uses.
+    el0 = next(r for r in runs if r.scenario.id == "patch-2017/max-vhe-kvm_run-pan0-uao0-irq-el0")
+    assert el0.observations["window"]["opened"] and el0.observations["probes"]["probe_window_ldr"]["outcome"] == "ok"
+
+
+def test_w2_evidence_names_each_leaked_field(verdicts):
+    evidence = {e["scenario"]: e for e in verdicts["W2"]["evidence"]}
+    assert len(evidence) == len(variant_names()) * len(configurations())   # every scenario
+    wrong = []
+    for s in matrix():
+        e, want = evidence[s.id], expected_leaks(s)
+        got = {} if e["observed"]["leaks"] == "none" else e["observed"]["leaks"]
+        if got != want or e["holds"] != (not want):
+            wrong.append((s.id, got, want))
+    assert not wrong, wrong[:5]
+    by = verdicts["W2"]["by_variant"]
+    assert by["v4.13"]["leaks"]["daif 0b0010 -> 0b1011"] == 84          # every VHE configuration
+    assert by["v5.11"]["leaking"] == by["v6.13"]["leaking"] == 0
+
+
+def test_r7b_every_exception_to_el2_follows_the_pan_rule(runs, verdicts):
+    """§1.6 per exception: under VHE, PAN is set iff E2H=1, TGE=1 and SPAN=0; otherwise it stays.
+    Guest exits run with TGE=0 (__activate_traps), host exceptions with TGE=1."""
+    n = 0
+    for r in runs:
+        if not r.scenario.vhe:
+            continue
+        for e in r.observations["el2_entries"]:
+            assert e["e2h"] == 1 and e["span"] == 0, (r.scenario.id, e)   # cpu_enable_pan cleared SPAN
+            assert e["tge"] == (0 if e["from_el"] < 2 else e["tge"])
+            want = 1 if e["tge"] == 1 else e["pan_before"]
+            assert e["pan_after"] == want, (r.scenario.id, e)
+            n += 1
+    assert len(verdicts["R7b"]["evidence"]) == n
+    assert any(x["axes"]["tge"] == 1 and x["axes"]["pan_before"] == 0 for x in verdicts["R7b"]["evidence"])
+
+
+def test_a1_and_a2_rest_on_different_paths(verdicts):
+    a1 = {e["scenario"] for e in verdicts["A1"]["evidence"]}
+    a2 = {e["scenario"] for e in verdicts["A2"]["evidence"]}
+    assert a1 and a2 and not a1 & a2
+    assert all("-kernel_ds-" in i for i in a1) and all("-kthread-" in i for i in a2)
+
+
+@pytest.mark.parametrize("caller, stack, task", [("kernel_ds", "vcpu_stack", "vcpu_task"),
+                                                 ("kthread", "kthread_stack", "kvm_kthread_task")])
+def test_kernel_ds_paths_have_their_own_stack_and_task(caller, stack, task):
+    board = load_scenario_board(Scenario("v4.13", caller=caller))
+    board.add_breakpoint(board.resolve("host_before_call"))
+    assert board.run().status == "breakpoint"
+    assert board.resolve(stack) < board.sp <= board.resolve(f"{stack}_top")
+    assert board.read_sysreg("SP_EL0") == board.resolve(task)     # `current`
+    assert board.pstate().uao == 1                                # KERNEL_DS: set_fs or inherited
 
 
 EXPECTED_VERDICTS = {
     "A1": ("holds", []),        # §1.2 clears UAO on the exit; nothing restores it in v4.13
     "R1": ("holds", []),        # USER_DS: UAO is 0 before, and §1.2 makes it 0 after
-    "A2": ("holds", []),
+    "A2": ("holds", []),        # the kernel thread's UAO=1 is lost the same way (§1.2)
     "R2": ("holds", []),
     "A3": ("conditional", ["mode=nvhe", "mode=vhe and guest_pan=1"]),  # the late reset opens a window
     "R3": ("fails", []),        # the bit changes, but §3: PAN does nothing in the EL2 (E2H=0) regime
@@ -147,8 +253,16 @@ EXPECTED_VERDICTS = {
     "A5": ("holds", []),
     "R5": ("conditional", ["guest_pan=1"]),  # §1.6: a guest's PAN=0 survives the exit
     "R6": ("holds", []),        # §1.2
-    "R7": ("holds", []),        # §1.6 both ways
+    "R7a": ("fails", []),       # §3 and §2: nothing non-VHE depends on the reset
+    "R7b": ("conditional", ["tge=0 and pan_before=1", "tge=1"]),  # §1.6: SPAN acts with TGE=1 only
     "W1": ("conditional", ["variant=no-pan-reset", "variant=patch-2017"]),
+    # §2 (non-VHE ERET), the DAIF restore of v4.16 on, no UAO from v5.11: see expected_leaks
+    "W2": ("conditional", ["mode=nvhe", "variant=v5.11", "variant=v6.13", "variant=v4.16 and caller=kvm_run"]),
+}
+EXPECTED_PARTS = {
+    "R3": {"part1_pan_bit_changes": "holds", "part2_pan_acts_at_el2": "fails"},
+    "R7a": {"reset_needed": "fails",                # §3: PAN acts on no EL2 (E2H=0) access; §2
+            "e2h0_entry_never_sets_pan": "holds"},  # §1.6: PAN is set at EL2 only with E2H=1, TGE=1
 }
 
 
@@ -158,22 +272,50 @@ def test_claim_verdicts(verdicts, cid):
     c = verdicts[cid]
     assert (c["verdict"], c["conditions"]) == (verdict, conditions), c["summary"]
     assert c["evidence"] and all(e["observed"] for e in c["evidence"])
+    assert {p["key"]: p["verdict"] for p in c.get("parts", [])} == EXPECTED_PARTS.get(cid, {})
 
 
-def test_r3_reports_both_parts(verdicts):
-    obs = verdicts["R3"]["evidence"][0]["observed"]
-    assert obs["part1_pan_bit_changes"] is True and obs["part2_pan_acts_at_el2"] is False
+def test_r7a_evidence(verdicts):
+    obs = verdicts["R7a"]["evidence"][0]["observed"]
+    assert obs["el2_load_user_page_pan1"] == obs["el2_load_user_page_pan0"] == "ok"
+    assert obs["e2h0_entries"] and all("PAN" in x for x in obs["e2h0_entries"])
+
+
+def _quirk_subset() -> list[Scenario]:
+    """VHE and non-VHE configurations of the variants the quirk-sensitive claims read (a
+    guest at EL1 leaving by HVC or IRQ, and at EL0 by IRQ, to keep it short)."""
+    return [s for s in matrix(["v4.13", "patch-2017", "no-pan-reset", "v4.16"], ("max",))
+            if s.exit == "irq" or (s.exit == "hvc" and s.guest_el == 1)]
 
 
 def test_verdicts_follow_the_architecture_not_a_table():
     """With exception entry made to keep UAO (against §1.2), a guest's UAO=1 reaches the host:
-    the claims resting on that rule change; with entry never setting PAN, R7's second part fails."""
-    sub = [s for s in matrix(["v4.13", "patch-2017", "no-pan-reset"], ("max",)) if s.vhe]
-    keep = {c["id"]: c for c in evaluate(run_scenarios(sub, quirks=("keep_uao_on_entry",)))}
+    the claims resting on that rule change, and W2 sees the guest's UAO leak into the host.
+    With entry never setting PAN (against §1.6), R7b holds only where PAN was already 1, and
+    R7a does not move: it rests on §2 and §3, which no quirk changes."""
+    base = {c["id"]: c for c in evaluate(run_scenarios(_quirk_subset()))}
+    keep = {c["id"]: c for c in evaluate(run_scenarios(_quirk_subset(), quirks=("keep_uao_on_entry",)))}
     assert keep["R1"]["verdict"] == "conditional" and keep["R1"]["conditions"] == ["guest_uao=0"]
     assert keep["R6"]["verdict"] == "conditional"
-    nopan = {c["id"]: c for c in evaluate(run_scenarios(sub, quirks=("no_pan_on_entry",)))}
-    assert nopan["R7"]["verdict"] == "fails"
+    sid = "v4.16/max-vhe-kvm_run-pan0-uao1-irq"
+    w2_base = next(e for e in base["W2"]["evidence"] if e["scenario"] == sid)
+    w2_keep = next(e for e in keep["W2"]["evidence"] if e["scenario"] == sid)
+    assert w2_base["holds"] and not w2_keep["holds"] and w2_keep["observed"]["leaks"] == {"uao": "0 -> 1"}
+    nopan = {c["id"]: c for c in evaluate(run_scenarios(_quirk_subset(), quirks=("no_pan_on_entry",)))}
+    assert base["R7b"]["conditions"] == ["tge=0 and pan_before=1", "tge=1"]
+    assert nopan["R7b"]["verdict"] == "conditional" and nopan["R7b"]["conditions"] == ["pan_before=1"]
+    for q in (keep, nopan):
+        assert (q["R7a"]["verdict"], q["R7a"]["parts"]) == (base["R7a"]["verdict"], base["R7a"]["parts"])
+
+
+def test_variants_say_what_they_model():
+    for v in variant_names():
+        provenance, base = variant_preamble(v)
+        assert provenance, v
+        assert v == "v4.13" or base in variant_names()
+        assert provenance.startswith(("Linux v", "What-if", "The 2017 patch")), v
+        dict(variant_overrides(v))   # the chain of diffs applies
+    assert variant_preamble("v6.13")[1] == "v5.11" and variant_preamble("v5.11")[1] == "v4.16"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -189,6 +331,13 @@ def test_cli_json_and_filters():
     assert ids and all(i.startswith("patch-2017/max-vhe-kernel_ds") for i in ids)
     a5 = next(c for c in d["claims"] if c["id"] == "A5")
     assert a5["verdict"] == "holds" and a5["evidence"][0]["scenario"] in ids
+    # The contract: R7a, R7b, W2 with evidence; guest_el in every config; every PState field
+    # at every observed point.
+    assert {"R7a", "R7b", "W2"} <= {c["id"] for c in d["claims"]} and "R7" not in {c["id"] for c in d["claims"]}
+    for s in d["scenarios"]:
+        assert s["config"]["guest_el"] in (0, 1)
+        assert all(set(FIELDS) <= set(pt) for pt in s["observations"]["points"].values())
+    assert [v["name"] for v in d["variants"]] == ["patch-2017"] and d["variants"][0]["provenance"]
 
 
 def test_cli_bad_input_is_one_line(tmp_path):
@@ -196,6 +345,9 @@ def test_cli_bad_input_is_one_line(tmp_path):
     bad.write_text('[[scenario]]\nname = "x"\nmode = "sideways"\n')
     p = _cli("--user", str(bad))
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "mode = 'sideways'" in p.stderr
+    bad.write_text('[[scenario]]\nname = "x"\nguest_el = 0\nexit = "hvc"\n')
+    p = _cli("--user", str(bad))
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "exit = 'hvc'" in p.stderr
     bad.write_text('[[scenario]\n')
     p = _cli("--user", str(bad))
     assert p.returncode == 2 and f"{bad}:1:" in p.stderr and "Traceback" not in p.stderr

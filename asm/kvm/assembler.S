@@ -8,10 +8,12 @@
 #define SET_PSTATE_PAN(x) .inst (0xd500401f | PSTATE_PAN | ((x) << 8))
 #define SET_PSTATE_UAO(x) .inst (0xd500401f | PSTATE_UAO | ((x) << 8))
 
-// ---- asm-offsets.c: struct task_struct (thread_info first, THREAD_INFO_IN_TASK)
+// ---- asm-offsets.c: struct task_struct (thread_info first, THREAD_INFO_IN_TASK), then
+// thread.cpu_context (what cpu_switch_to saves: x19-x28, fp, sp, pc).
     .equ    TSK_TI_FLAGS,       0
     .equ    TSK_TI_ADDR_LIMIT,  8
-    .equ    TSK_SIZE,           16
+    .equ    THREAD_CPU_CONTEXT, 16
+    .equ    TSK_SIZE,           (THREAD_CPU_CONTEXT + 13 * 8)
 // uaccess.h: addr_limit values (VA_BITS = 48)
     .equ    USER_DS,            0x0000ffffffffffff      // TASK_SIZE_64 - 1
     .equ    KERNEL_DS,          0xffffffffffffffff      // -1UL
@@ -36,6 +38,16 @@
     .equ    VCPU_HCR_EL2,       (CPU_CONTEXT_SIZE + 8)  // vcpu->arch.hcr_el2
     .equ    VCPU_VTTBR,         (CPU_CONTEXT_SIZE + 16) // vcpu->kvm->arch.vttbr
     .equ    VCPU_SIZE,          (CPU_CONTEXT_SIZE + 24)
+
+// task_struct addr_limit, fn, stack_top: a struct task_struct (thread_info, then
+// thread.cpu_context); a new thread first runs ret_from_fork -> fn on stack_top.
+    .macro  task_struct addr_limit, fn=0, stack_top=0
+    .quad   0                               // thread_info.flags
+    .quad   \addr_limit                     // thread_info.addr_limit
+    .quad   \fn, 0, 0, 0, 0, 0, 0, 0, 0, 0  // cpu_context.x19 (a new thread's function) - x28
+    .quad   0, \stack_top                   // cpu_context.fp, sp
+    .quad   ret_from_fork                   // cpu_context.pc
+    .endm
 
 // ---- kvm_asm.h: exit codes __kvm_vcpu_run returns
     .equ    ARM_EXCEPTION_IRQ,          0
@@ -92,6 +104,10 @@
     .equ    CFG_GUEST_UAO,  24
     .equ    CFG_EXIT,       32
     .equ    CFG_HYP_PROBES, 40
+    .equ    CFG_GUEST_EL,   48
+    .equ    CALLER_KVM_RUN, 0
+    .equ    CALLER_KERNEL_DS, 1
+    .equ    CALLER_KTHREAD, 2
     .equ    EXIT_HVC,       0
     .equ    EXIT_IRQ,       1
     .equ    EXIT_WFI,       2
@@ -102,6 +118,7 @@
     .equ    PAGE_KERNEL_EXEC, (PROT_NORMAL | PTE_UXN)                   // AP=00
     .equ    PAGE_KERNEL,    (PROT_NORMAL | PTE_PXN | PTE_UXN)           // AP=00
     .equ    PAGE_USER,      (PROT_NORMAL | PTE_USER | PTE_PXN | PTE_UXN) // AP=01
+    .equ    PAGE_READONLY_EXEC, (PROT_NORMAL | PTE_USER | PTE_RDONLY | PTE_PXN) // AP=11, EL0 may run it
     .equ    SECT_DEVICE,    (PMD_TYPE_SECT | PTE_AF | PTE_ATTRINDX_DEVICE | PTE_PXN | PTE_UXN)
     .equ    SECT_KERNEL,    (PMD_TYPE_SECT | PTE_AF | PTE_SHARED | PTE_ATTRINDX_NORMAL | PTE_PXN | PTE_UXN)
 // Hyp (EL2, E2H=0) stage 1: AP[1] is RES1 there, hence PTE_HYP == PTE_USER; PTE_UXN is XN.

@@ -81,11 +81,11 @@ start_kernel:
     alternative_else_nop_endif
     bl      kvm_arch_init                   // kvm_arch_init + kvm_reset_vcpu for vcpu0
     msr     daifclr, #0xf                   // local_daif_restore(DAIF_PROCCTX): interrupts on
-    // schedule() -> __switch_to(init_task, the vcpu thread)
+    // schedule() -> __switch_to(init_task, the vcpu thread): nothing switches back to init_task
     ldr     x0, =init_task
     ldr     x1, =vcpu_task
     bl      __switch_to
-    b       host_main
+    b       panic
 
 // cpu_enable_pan (mm/fault.c): exceptions taken to the kernel set PAN (SPAN=0), and PAN=1 now.
 cpu_enable_pan:
@@ -101,27 +101,57 @@ cpu_enable_uao:
     SET_PSTATE_UAO(1)
     ret
 
-// __switch_to (process.c): x0 = prev, x1 = next.
+// __switch_to (process.c): x0 = prev, x1 = next; returns in next's context.
 __switch_to:
     stp     x29, x30, [sp, #-32]!
-    str     x19, [sp, #16]
-    mov     x19, x1
+    stp     x0, x1, [sp, #16]
     mov     x0, x1
     bl      uao_thread_switch               // uao_thread_switch(next)
-    msr     sp_el0, x19                     // cpu_switch_to: current = next
-    ldr     x19, [sp, #16]
+    ldp     x0, x1, [sp, #16]
     ldp     x29, x30, [sp], #32
+    b       cpu_switch_to                   // last = cpu_switch_to(prev, next)
+
+// cpu_switch_to (entry.S): x0 = prev, x1 = next. Saves prev's callee-saved registers, stack
+// and return address in prev->thread.cpu_context, loads next's, and makes next `current`.
+cpu_switch_to:
+    add     x8, x0, #THREAD_CPU_CONTEXT
+    mov     x9, sp
+    stp     x19, x20, [x8], #16             // store callee-saved registers
+    stp     x21, x22, [x8], #16
+    stp     x23, x24, [x8], #16
+    stp     x25, x26, [x8], #16
+    stp     x27, x28, [x8], #16
+    stp     x29, x9, [x8], #16
+    str     lr, [x8]
+    add     x8, x1, #THREAD_CPU_CONTEXT
+    ldp     x19, x20, [x8], #16             // restore callee-saved registers
+    ldp     x21, x22, [x8], #16
+    ldp     x23, x24, [x8], #16
+    ldp     x25, x26, [x8], #16
+    ldp     x27, x28, [x8], #16
+    ldp     x29, x9, [x8], #16
+    ldr     lr, [x8]
+    mov     sp, x9
+    msr     sp_el0, x1                      // current = next
     ret
+
+// ret_from_fork (entry.S): a new thread's first return from cpu_switch_to: run its function
+// (x19) with its argument (x20). The threads modelled here never return to user space.
+ret_from_fork:
+    mov     x0, x20
+    blr     x19
+    b       panic
 
     .section .data, "aw"
     .balign 16
-init_task:                                  // struct task_struct: thread_info first
-    .quad   0                               // thread_info.flags
-    .quad   KERNEL_DS                       // thread_info.addr_limit
-vcpu_task:                                  // the VMM's vcpu thread (a user task)
-    .quad   0
-    .quad   USER_DS
+init_task:                                  // the boot task: KERNEL_DS (INIT_THREAD_INFO)
+    task_struct KERNEL_DS
+vcpu_task:                                  // the VMM's vcpu thread: a user task (USER_DS),
+    task_struct USER_DS, host_main, vcpu_stack_top  // modelled from its ioctl(KVM_RUN) on
     .balign 16
 init_stack:
     .skip   4096
 init_stack_top:
+vcpu_stack:
+    .skip   4096
+vcpu_stack_top:

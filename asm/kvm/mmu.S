@@ -64,14 +64,16 @@ __create_hyp_mappings:
     map_range hyp_pg_l3, user_page, (user_page + PAGE_SIZE), PAGE_HYP
     ret
 
-// The guest's own stage 1 (its TTBR0_EL1): guest text/data AP=00, guest_user_page AP=01.
+// The guest's own stage 1 (its TTBR0_EL1): guest kernel text/data AP=00, its user text AP=11
+// (EL0 may run it), guest_user_page AP=01.
 // Built by the host here for brevity; the guest would build it itself.
 __create_guest_tables:
     link_tables guest_pg_l1, guest_pg_l2, guest_pg_l3
     ldr     x0, =guest_pg_l1
     ldr     x1, =SECT_DEVICE
     str     x1, [x0]
-    map_range guest_pg_l3, __guest_start, guest_user_page, PAGE_KERNEL_EXEC
+    map_range guest_pg_l3, __guest_start, guest_user_text, PAGE_KERNEL_EXEC
+    map_range guest_pg_l3, guest_user_text, guest_user_page, PAGE_READONLY_EXEC
     map_range guest_pg_l3, guest_user_page, (guest_user_page + PAGE_SIZE), PAGE_USER
     ret
 

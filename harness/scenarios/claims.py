@@ -3,7 +3,12 @@
 Each claim names the scenarios it is decided on and a test that reads one scenario's
 observations (and, where the claim compares code variants, the same configuration under
 v4.13). The verdict follows from the evidence alone: holds everywhere, fails everywhere, or
-holds only under conditions found by looking for the scenario axes that separate the two."""
+holds only under conditions found by looking for the scenario axes that separate the two.
+
+A test returns one result per scenario, or a list of them when the claim is about single
+events (R7b: every exception taken to EL2), each with the event's own axes. A claim whose
+sentence makes two statements names them as `parts`: each part gets its own verdict from
+the boolean its key has in every piece of evidence."""
 
 from __future__ import annotations
 
@@ -16,7 +21,9 @@ from harness.scenarios.scenario import Scenario
 from harness.scenarios.world import HOST_PROBES, WINDOW_PROBE
 
 Index = dict[tuple[str, str], ScenarioRun]   # (variant, config_id) -> run
-Test = Callable[[ScenarioRun, Index], "tuple[bool, dict] | None"]
+Result = tuple[bool, dict]                    # holds, observed
+EventResult = tuple[bool, dict, dict]         # holds, observed, the event's own axes
+Test = Callable[[ScenarioRun, Index], "Result | list[EventResult] | None"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,7 @@ class Claim:
     claim: str
     select: Callable[[Scenario], bool]
     test: Test
+    parts: tuple[tuple[str, str], ...] = ()   # (key in `observed`, the statement it decides)
 
 
 def _pt(run: ScenarioRun, name: str, field: str) -> int | None:
@@ -47,11 +55,9 @@ def _vhe(s: Scenario) -> bool:
 
 # ---------------------------------------------------------------- the tests
 
-def _uao_lost(run: ScenarioRun, _index: Index, *, gate: bool) -> tuple[bool, dict] | None:
+def _uao_lost(run: ScenarioRun, _index: Index) -> tuple[bool, dict]:
     """KERNEL_DS in, UAO cleared by the exit, the KERNEL_DS uaccess faults after the return."""
     before, after = _pt(run, "host_before_call", "uao"), _pt(run, "host_after_call", "uao")
-    if gate and before != 1:
-        return None  # the host did not enter with KERNEL_DS (UAO=1)
     k = _probe(run, "probe_uaccess_kernel")
     exit_ = run.observations["exit"] or {}
     obs = {"uao_before_call": before, "uao_at_exit_vector": exit_.get("after", {}).get("uao"),
@@ -156,20 +162,41 @@ def _r6(run: ScenarioRun, _index: Index) -> tuple[bool, dict] | None:
     return uts["uao_before"] == 0 and uts["uao_after"] == 0, obs
 
 
-def _r7(run: ScenarioRun, _index: Index) -> tuple[bool, dict]:
-    ent = run.observations["el2_entries"]
-    exit_ = run.observations["exit"] or {}
-    guest_exits = [e for e in ent if e["from_el"] == 1 and e["e2h"] == 1 and e["tge"] == 0]
-    host_entries = [e for e in ent if e["e2h"] == 1 and e["tge"] == 1 and e["span"] == 0 and e["pan_before"] == 0]
-    part1 = (_pt(run, "host_after_call", "pan") == 0 and bool(guest_exits)
-             and all(e["pan_after"] == e["pan_before"] for e in guest_exits))
-    part2 = bool(host_entries) and all(e["pan_after"] == 1 for e in host_entries)
-    obs = {"pan_after_return": _pt(run, "host_after_call", "pan"),
-           "exit_tge0_pan": f"{exit_.get('before', {}).get('pan')} -> {exit_.get('after', {}).get('pan')}",
-           "entries_tge1_span0_from_pan0": [f"{e['cause']} at {e['at']}: PAN {e['pan_before']} -> {e['pan_after']}"
-                                            for e in host_entries],
-           "part1_exit_keeps_pan0": part1, "part2_tge1_span0_sets_pan": part2}
-    return part1 and part2, obs
+def _r7a(run: ScenarioRun, index: Index) -> tuple[bool, dict] | None:
+    """Non-VHE: does removing the __guest_exit PAN reset change anything the host or hyp does
+    (part 1), and does an exception to EL2 with E2H=0 leave PAN alone, whatever SCTLR_EL2[23]
+    holds (part 2: no SPAN bit there)?"""
+    base = _twin(run, index)
+    if base is None:
+        return None
+    pan1, pan0 = _probe(run, "probe_hyp_pan1")["outcome"], _probe(run, "probe_hyp_pan0")["outcome"]
+    window = (_probe(base, WINDOW_PROBE)["outcome"], _probe(run, WINDOW_PROBE)["outcome"])
+    host_pan = (_pt(base, "host_after_call", "pan"), _pt(run, "host_after_call", "pan"))
+    e2h0 = [e for e in run.observations["el2_entries"] if e["e2h"] == 0]
+    obs = {"pan_at_el2_after_exit": f"v4.13 {_pt(base, 'vcpu_run_after_guest', 'pan')}, "
+                                    f"{run.scenario.variant} {_pt(run, 'vcpu_run_after_guest', 'pan')}",
+           "el2_load_user_page_pan1": pan1, "el2_load_user_page_pan0": pan0,
+           "el2_load_user_page_after_exit": f"v4.13 {window[0]}, {run.scenario.variant} {window[1]}",
+           "host_pan_after_eret": f"v4.13 {host_pan[0]}, {run.scenario.variant} {host_pan[1]}",
+           "e2h0_entries": [f"{e['cause']} from EL{e['from_el']} at {e['at'].split(' (')[0]}: "
+                            f"PAN {e['pan_before']} -> {e['pan_after']}, SCTLR_EL2[23]={e['span']}" for e in e2h0],
+           "reset_needed": pan1 != pan0 or window[0] != window[1] or host_pan[0] != host_pan[1],
+           "e2h0_entry_never_sets_pan": bool(e2h0) and all(e["pan_after"] == e["pan_before"] for e in e2h0)}
+    return obs["reset_needed"] and obs["e2h0_entry_never_sets_pan"], obs
+
+
+def _r7b(run: ScenarioRun, _index: Index) -> list[tuple[bool, dict, dict]]:
+    """VHE: every exception taken to EL2 while SCTLR_EL2.SPAN=0: did the entry set PAN? One
+    result per exception, with TGE, the PAN before it and where it came from as its axes."""
+    out = []
+    for e in run.observations["el2_entries"]:
+        if e["e2h"] != 1 or e["span"] != 0:
+            continue
+        axes = {"tge": e["tge"], "pan_before": e["pan_before"], "from_el": e["from_el"], "cause": e["cause"]}
+        obs = {"exception": f"{e['cause']} from EL{e['from_el']} at {e['at']}", "tge": e["tge"], "span": e["span"],
+               "pan": f"{e['pan_before']} -> {e['pan_after']}"}
+        out.append((e["pan_after"] == 1, obs, axes))
+    return out
 
 
 def _w1(run: ScenarioRun, _index: Index) -> tuple[bool, dict]:
@@ -180,16 +207,61 @@ def _w1(run: ScenarioRun, _index: Index) -> tuple[bool, dict]:
     return w["opened"] and p["outcome"] == "ok", obs
 
 
+
+# W2 compares every field PState models, except the condition flags: AAPCS64 does not
+# preserve NZCV across a call, so no caller relies on them (the non-VHE ERET restores them,
+# a VHE return leaves the callee's). Fields PState gains later join the comparison unchanged.
+CALL_CLOBBERED = ("n", "z", "c", "v")
+# Fields shown together, as the kernel writes them (local_daif_restore(DAIF_PROCCTX_NOIRQ)).
+SHOWN_TOGETHER = {"daif": ("d", "a", "i", "f")}
+
+
+def pstate_leaks(host_pstate: dict) -> dict[str, str]:
+    """{field: "before -> after"} of the host's PSTATE across the world switch (observe's
+    host_pstate), condition flags left out, D/A/I/F shown as one DAIF value."""
+    changed = {f: v for f, v in host_pstate["changed"].items() if f not in CALL_CLOBBERED}
+    out = {}
+    for name, members in SHOWN_TOGETHER.items():
+        if any(m in changed for m in members):
+            b, a = host_pstate["before"][name], host_pstate["after"][name]
+            out[name] = f"0b{b:0{len(members)}b} -> 0b{a:0{len(members)}b}"
+            changed = {f: v for f, v in changed.items() if f not in members}
+    out.update({f: f"{b} -> {a}" for f, (b, a) in changed.items()})
+    return out
+
+
+def _w2(run: ScenarioRun, _index: Index) -> tuple[bool, dict] | None:
+    hp = run.observations["host_pstate"]
+    if hp["before"] is None or hp["after"] is None:
+        return None
+    leaks = pstate_leaks(hp)
+    return not leaks, {"leaks": leaks or "none", "compared": "host_before_call -> host_after_call"}
+
+
+def w2_by_variant(evidence: list[dict]) -> dict[str, dict]:
+    """Per variant: scenarios compared, how many leak, and each leak with its count."""
+    out: dict[str, dict] = {}
+    for e in evidence:
+        v = out.setdefault(e["scenario"].split("/", 1)[0], {"scenarios": 0, "leaking": 0, "leaks": {}})
+        v["scenarios"] += 1
+        if not e["holds"]:
+            v["leaking"] += 1
+            for field, change in e["observed"]["leaks"].items():
+                key = f"{field} {change}"
+                v["leaks"][key] = v["leaks"].get(key, 0) + 1
+    return out
+
+
 CLAIMS: tuple[Claim, ...] = (
     Claim("A1", "author", "With VHE the host may enter the world switch with UAO=1 (KERNEL_DS); the guest exit "
           "clears UAO and the host goes on with the wrong value.",
-          lambda s: s.variant == "v4.13" and _vhe(s), lambda r, i: _uao_lost(r, i, gate=True)),
+          lambda s: s.variant == "v4.13" and _vhe(s) and s.caller == "kernel_ds", _uao_lost),
     Claim("R1", "reviewer", "Only KERNEL_DS callers are affected: KVM_RUN runs with USER_DS, so UAO is 0 before, "
           "at the exit and after, as the exit leaves it.",
           lambda s: s.variant == "v4.13" and _vhe(s) and s.caller == "kvm_run", _r1),
-    Claim("A2", "author", "Any other kernel path that enters the world switch with KERNEL_DS hits the same fault.",
-          lambda s: s.variant == "v4.13" and _vhe(s) and s.caller == "kernel_ds",
-          lambda r, i: _uao_lost(r, i, gate=False)),
+    Claim("A2", "author", "Any other kernel path that enters the world switch with KERNEL_DS hits the same fault "
+          "(here a kernel thread, KERNEL_DS by inheritance, on its own stack and call chain).",
+          lambda s: s.variant == "v4.13" and _vhe(s) and s.caller == "kthread", _uao_lost),
     Claim("R2", "reviewer", "Nothing is broken today: on the KVM_RUN path no uaccess behaves differently after the "
           "world switch than before it.",
           lambda s: s.variant == "v4.13" and s.caller == "kvm_run", _r2),
@@ -197,7 +269,9 @@ CLAIMS: tuple[Claim, ...] = (
           lambda s: s.variant == "patch-2017", _a3),
     Claim("R3", "reviewer", "Moving it breaks PAN at HYP on CPUs with PAN but without VHE (both parts: does the "
           "PAN bit at EL2 change, and does PAN change any EL2 access there).",
-          lambda s: s.variant == "patch-2017" and not s.vhe and s.cpu == "max" and s.guest_pan == 0, _r3),
+          lambda s: s.variant == "patch-2017" and not s.vhe and s.cpu == "max" and s.guest_pan == 0, _r3,
+          parts=(("part1_pan_bit_changes", "the move changes PSTATE.PAN at EL2 after a non-VHE exit"),
+                 ("part2_pan_acts_at_el2", "PSTATE.PAN changes an EL2 access in the E2H=0 regime"))),
     Claim("A4", "author", "Without VHE the HVC saves the host's PAN in SPSR_EL2 and the ERET restores it: the host's "
           "PAN is not at risk.",
           lambda s: not s.vhe and s.variant in ("v4.13", "patch-2017"), _a4),
@@ -209,12 +283,18 @@ CLAIMS: tuple[Claim, ...] = (
           lambda s: s.variant == "patch-2017" and _vhe(s), _r5),
     Claim("R6", "reviewer", "The patch's UAO reset only clears a UAO the exit has already cleared.",
           lambda s: s.variant == "patch-2017" and _vhe(s) and s.caller == "kvm_run", _r6),
-    Claim("R7", "reviewer", "The PAN reset on guest exit is needed because SPAN does not act while TGE=0; with TGE=1 "
-          "and SPAN=0 an exception to EL2 sets PAN by itself.",
-          lambda s: s.variant == "no-pan-reset" and _vhe(s) and s.guest_pan == 0, _r7),
+    Claim("R7a", "reviewer", "The __guest_exit PAN reset is needed for !VHE, because SCTLR_EL2 with HCR_EL2.E2H "
+          "clear has no SPAN bit.",
+          lambda s: s.variant == "no-pan-reset" and not s.vhe and s.cpu == "max", _r7a,
+          parts=(("reset_needed", "without the reset, some EL2 access or the host's PAN after the ERET changes"),
+                 ("e2h0_entry_never_sets_pan", "an exception to EL2 with E2H=0 never sets PAN (no SPAN there)"))),
+    Claim("R7b", "reviewer", "With VHE, SCTLR_EL2.SPAN=0 makes the CPU set PSTATE.PAN when it takes an exception.",
+          _vhe, _r7b),
     Claim("W1", "harness", "After a VHE guest exit with PAN=0, the host kernel runs at EL2 with PAN=0 long enough "
           "for a plain load from a user page to succeed (the exposure window).",
           lambda s: _vhe(s) and s.guest_pan == 0, _w1),
+    Claim("W2", "harness", "The world switch gives the host back its PSTATE, field by field.",
+          lambda s: True, _w2),
 )
 
 
@@ -224,20 +304,23 @@ def evaluate(runs: list[ScenarioRun], claims: tuple[Claim, ...] = CLAIMS) -> lis
     index: Index = {(r.scenario.variant, r.scenario.config_id): r for r in runs if not r.scenario.name}
     out = []
     for c in claims:
-        evidence = []
+        evidence: list[tuple[ScenarioRun, bool, dict, dict]] = []
         for r in runs:
             if r.scenario.name or not r.ok or not c.select(r.scenario):
                 continue
             res = c.test(r, index)
-            if res is not None:
-                evidence.append((r, res[0], res[1]))
+            if isinstance(res, list):
+                evidence += [(r, h, o, axes) for h, o, axes in res]
+            elif res is not None:
+                evidence.append((r, res[0], res[1], {}))
         out.append(_verdict(c, evidence))
     return out
 
 
-def _verdict(c: Claim, evidence: list[tuple[ScenarioRun, bool, dict]]) -> dict:
-    held = [r.scenario for r, h, _ in evidence if h]
-    failed = [r.scenario for r, h, _ in evidence if not h]
+def _decide(evidence: list[tuple[dict, bool]], n_word: str = "scenarios") -> tuple[str, list[str], str]:
+    """(verdict, conditions, summary) from (axes, holds) pairs."""
+    held = [a for a, h in evidence if h]
+    failed = [a for a, h in evidence if not h]
     if not evidence:
         verdict, conditions = "undecided", ["no scenario of the run decides it"]
     elif not failed:
@@ -247,28 +330,49 @@ def _verdict(c: Claim, evidence: list[tuple[ScenarioRun, bool, dict]]) -> dict:
     else:
         verdict, conditions = "conditional", conditions_for(held, failed)
     n = len(evidence)
-    summary = {"holds": f"holds in all {n} scenarios", "fails": f"fails in all {n} scenarios",
+    summary = {"holds": f"holds in all {n} {n_word}", "fails": f"fails in all {n} {n_word}",
                "undecided": "no scenario decides it",
-               "conditional": f"holds in {len(held)} of {n} scenarios: when {' or '.join(conditions)}"}[verdict]
-    return {"id": c.id, "role": c.role, "claim": c.claim, "verdict": verdict, "conditions": conditions,
-            "summary": summary,
-            "evidence": [{"scenario": r.scenario.id, "holds": h, "observed": o} for r, h, o in evidence]}
+               "conditional": f"holds in {len(held)} of {n} {n_word}: when {' or '.join(conditions)}"}[verdict]
+    return verdict, conditions, summary
 
 
-def conditions_for(held: list[Scenario], failed: list[Scenario]) -> list[str]:
+def _verdict(c: Claim, evidence: list[tuple[ScenarioRun, bool, dict, dict]]) -> dict:
+    # An event's own axes come first: they are what a per-event claim is about.
+    axes = [{**extra, **r.scenario.axes()} for r, _, _, extra in evidence]
+    n_word = "exceptions" if any(extra for *_, extra in evidence) else "scenarios"
+    verdict, conditions, summary = _decide([(a, h) for a, (_, h, _, _) in zip(axes, evidence, strict=True)], n_word)
+    out = {"id": c.id, "role": c.role, "claim": c.claim, "verdict": verdict, "conditions": conditions,
+           "summary": summary,
+           "evidence": [{"scenario": r.scenario.id, "holds": h, "observed": o, **({"axes": extra} if extra else {})}
+                        for r, h, o, extra in evidence]}
+    if c.parts:
+        out["parts"] = []
+        for key, statement in c.parts:
+            pv, pc, ps = _decide([(a, bool(o[key])) for a, (_, _, o, _) in zip(axes, evidence, strict=True)], n_word)
+            out["parts"].append({"key": key, "statement": statement, "verdict": pv, "conditions": pc, "summary": ps})
+        out["summary"] += "; " + "; ".join(f"{p['statement']}: {p['verdict']}"
+                                            + (f" (when {' or '.join(p['conditions'])})" if p["conditions"] else "")
+                                            for p in out["parts"])
+    if c.id == "W2":
+        out["by_variant"] = w2_by_variant(out["evidence"])
+    return out
+
+
+def conditions_for(held: list[dict], failed: list[dict]) -> list[str]:
     """The axis values under which the claim holds, as alternatives (OR): one axis if one
-    separates held from failed scenarios, else a pair of axes, else 'see evidence'."""
-    axes = list(held[0].axes())
+    separates held from failed evidence, else a pair of axes, else 'see evidence'. `held` and
+    `failed` are the axes of each piece of evidence (Scenario.axes(), an event's first)."""
+    axes = list(held[0])
 
-    def vals(group: list[Scenario], a: str) -> set:
-        return {s.axes()[a] for s in group}
+    def vals(group: list[dict], a: str) -> set:
+        return {x.get(a) for x in group}
 
     for a in axes:
         if not vals(held, a) & vals(failed, a):
             return [f"{a}={v}" for v in sorted(vals(held, a), key=str)]
     for a, b in itertools.combinations(axes, 2):
-        hold_pairs = {(s.axes()[a], s.axes()[b]) for s in held}
-        fail_pairs = {(s.axes()[a], s.axes()[b]) for s in failed}
+        hold_pairs = {(x.get(a), x.get(b)) for x in held}
+        fail_pairs = {(x.get(a), x.get(b)) for x in failed}
         if hold_pairs & fail_pairs:
             continue
         out = []
@@ -278,4 +382,29 @@ def conditions_for(held: list[Scenario], failed: list[Scenario]) -> list[str]:
             else:
                 out += [f"{a}={va} and {b}={vb}" for vb in sorted({p[1] for p in hold_pairs if p[0] == va}, key=str)]
         return out
-    return ["no one or two axes separate them: see the evidence"]
+    return _cover(held, failed, axes) or ["no one or two axes separate them: see the evidence"]
+
+
+def _cover(held: list[dict], failed: list[dict], axes: list[str]) -> list[str]:
+    """Alternatives of one or two axis values, each true of no failed evidence, that together
+    cover every held one (chosen greedily: widest first, single values before pairs)."""
+    terms = [((a, v),) for a in axes for v in sorted(vals_of(held, a), key=str)]
+    terms += [((a, va), (b, vb)) for a, b in itertools.combinations(axes, 2)
+              for va in sorted(vals_of(held, a), key=str) for vb in sorted(vals_of(held, b), key=str)]
+
+    def match(term: tuple, x: dict) -> bool:
+        return all(x.get(a) == v for a, v in term)
+
+    pure = [t for t in terms if not any(match(t, x) for x in failed)]
+    left, out = list(held), []
+    while left:
+        best = max(pure, key=lambda t: (sum(match(t, x) for x in left), -len(t)), default=None)
+        if best is None or not any(match(best, x) for x in left):
+            return []
+        out.append(" and ".join(f"{a}={v}" for a, v in best))
+        left = [x for x in left if not match(best, x)]
+    return out
+
+
+def vals_of(group: list[dict], a: str) -> set:
+    return {x.get(a) for x in group}

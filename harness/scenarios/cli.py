@@ -20,7 +20,7 @@ from harness.scenarios.report import cell, comparison
 from harness.scenarios.runner import ScenarioError, ScenarioRun, run_scenarios
 from harness.scenarios.scenario import CPUS, configurations, matrix
 from harness.scenarios.user import UserFileError, load_all
-from harness.scenarios.world import ROOT, variant_names
+from harness.scenarios.world import ROOT, variant_names, variant_preamble
 
 EXIT_OK, EXIT_HARNESS, EXIT_BAD_INPUT = 0, 1, 2
 FIDELITY_JSON = ROOT / "reports" / "fidelity.json"
@@ -99,6 +99,7 @@ def main(argv: list[str]) -> int:
     expectations = {u.scenario.id: u.expect for u in user}
     result = {
         "harness": {"fidelity": fidelity_figure(), "quirks": list(args.arch_quirk), "seconds": round(seconds, 3)},
+        "variants": _variants(runs),
         "claims": verdicts,
         "scenarios": [r.to_json() for r in runs],
         "user": [_user_result(r, expectations[r.scenario.id]) for r in runs if r.scenario.id in expectations],
@@ -126,6 +127,17 @@ def _run(scenarios, quirks, *, show: bool) -> list[ScenarioRun]:
         task = bar.add_task("", total=len(scenarios))
         return run_scenarios(scenarios, quirks=quirks,
                              progress=lambda r: bar.update(task, advance=1, description=r.scenario.id))
+
+
+def _variants(runs: list[ScenarioRun]) -> list[dict]:
+    """Each variant of the run with what it models (its diff's first line) and its base."""
+    seen: dict[str, dict] = {}
+    for r in runs:
+        v = r.scenario.variant
+        if v not in seen:
+            provenance, base = variant_preamble(v, r.scenario.diff)
+            seen[v] = {"name": v, "provenance": provenance, "applies_to": base}
+    return list(seen.values())
 
 
 def _user_result(run: ScenarioRun, expect: dict[str, str]) -> dict:
@@ -162,6 +174,12 @@ def _print(con: Console, result: dict, runs: list[ScenarioRun], seconds: float, 
     con.print(f"[bold]pstate-harness[/bold]: {len(runs)} scenarios in {seconds:.2f} s; board "
               + (fid if fid else "fidelity not measured yet (make fidelity)")
               + (f"; architecture quirks: {', '.join(result['harness']['quirks'])}" if result["harness"]["quirks"] else ""))
+    vt = Table(title="Variants (asm/variants/*.diff; what each models)")
+    for col in ("variant", "applies to", "models"):
+        vt.add_column(col, overflow="fold")
+    for v in result["variants"]:
+        vt.add_row(v["name"], v["applies_to"] or "-", v["provenance"])
+    con.print(vt)
     t = Table(title="Claims of the review", show_lines=True)
     for col in ("id", "role", "claim", "verdict", "conditions", "evidence"):
         t.add_column(col, overflow="fold")

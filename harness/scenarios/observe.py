@@ -1,29 +1,53 @@
 """Turn a scenario's events into observations: PSTATE at named points, the guest exit, each
-probe's outcome, the exposure window, PAN/UAO writes after the exit, and every exception
-taken to EL2 with the HCR_EL2/SCTLR_EL2 bits that decide PAN on entry (facts §1.6)."""
+probe's outcome, the exposure window, PAN/UAO writes after the exit, the host's PSTATE before
+and after the world switch field by field, and every exception taken to EL2 with the
+HCR_EL2/SCTLR_EL2 bits that decide PAN on entry (facts §1.6).
+
+PSTATE in observations (a stable JSON form): a dict with every field PState models, by its
+PState name (`n z c v uao pan ss il d a i f el sp nrw`, and any field added to PState later),
+plus `daif` (D:A:I:F as a 4-bit number); points add `icount`."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from harness.arch.pstate import PState
 from harness.scenarios.scenario import Scenario
-from harness.scenarios.world import FAILURE_LABELS, HOST_PROBES, HYP_PROBES, POINTS, WINDOW_PROBE
+from harness.scenarios.world import (
+    FAILURE_LABELS,
+    HOST_PROBES,
+    HYP_PROBES,
+    POINTS,
+    WINDOW_PROBE,
+    canonical_label,
+)
 from harness.trace import events as ev
 
 _ABORTS = ("data_abort", "inst_abort")
 HCR_E2H, HCR_TGE, SCTLR_SPAN = 1 << 34, 1 << 27, 1 << 23
 
 
+# Every field PState models, in its declaration order: observations and W2 derive from this.
+PSTATE_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(PState))
+
+
 def pstate_fields(bits: int) -> dict[str, int]:
     ps = PState.from_bits(bits)
-    return {"el": ps.el, "pan": ps.pan, "uao": ps.uao, "daif": ps.daif, "spsel": ps.sp}
+    return {**{name: getattr(ps, name) for name in PSTATE_FIELD_NAMES}, "daif": ps.daif}
+
+
+def pstate_changes(before: dict | None, after: dict | None) -> dict[str, list[int]]:
+    """{field: [before, after]} for every PState field that differs between two observations."""
+    if before is None or after is None:
+        return {}
+    return {f: [before[f], after[f]] for f in PSTATE_FIELD_NAMES if before[f] != after[f]}
 
 
 def observe(scenario: Scenario, events: list[ev.Event], labels: dict[str, int],
             location: Callable[[int], str], exit_code: int, *, has_pan: bool = True) -> dict:
     seq = [e for e in events if not isinstance(e, ev.MemoryWrite)]
-    marks = [e for e in seq if isinstance(e, ev.LabelReached)]
+    marks = [dataclasses.replace(e, label=canonical_label(e.label)) for e in seq if isinstance(e, ev.LabelReached)]
 
     def first(label: str, after: int = -1) -> ev.LabelReached | None:
         return next((m for m in marks if m.label == label and m.icount > after), None)
@@ -43,10 +67,10 @@ def observe(scenario: Scenario, events: list[ev.Event], labels: dict[str, int],
     exit_ev = None
     if guest is not None:
         exit_ev = next((e for e in seq if isinstance(e, ev.ExceptionEntry) and e.icount >= guest.icount
-                        and e.from_el == 1 and e.to_el == 2), None)
+                        and e.from_el in (0, 1) and e.to_el == 2), None)
     exit_obs = None
     if exit_ev is not None:
-        exit_obs = {"cause": exit_ev.cause, "type": exit_ev.exc_type, "esr": exit_ev.esr,
+        exit_obs = {"cause": exit_ev.cause, "type": exit_ev.exc_type, "esr": exit_ev.esr, "from_el": exit_ev.from_el,
                     "ec": None if exit_ev.esr is None else exit_ev.esr >> 26,
                     "vector_offset": exit_ev.vector_offset, "icount": exit_ev.icount,
                     "before": pstate_fields(exit_ev.pstate_before), "after": pstate_fields(exit_ev.pstate_after)}
@@ -135,6 +159,11 @@ def observe(scenario: Scenario, events: list[ev.Event], labels: dict[str, int],
                 "uao_before": PState.from_bits(e.pstate_before).uao, "uao_after": PState.from_bits(e.pstate_after).uao,
             })
 
+    # The host's PSTATE at the same point of its path before and after the world switch (W2).
+    hb, ha = points.get("host_before_call"), points.get("host_after_call")
+    host_pstate = {"before": hb, "after": ha, "changed": pstate_changes(hb, ha)}
+
     failures = sorted({m.label for m in marks if m.label in FAILURE_LABELS})
     return {"points": points, "exit": exit_obs, "exit_code": exit_code, "probes": probes, "window": window,
-            "fixups": fixups, "uao_switch": uao_switch, "el2_entries": el2_entries, "failures": failures}
+            "fixups": fixups, "uao_switch": uao_switch, "el2_entries": el2_entries, "host_pstate": host_pstate,
+            "failures": failures}

@@ -105,6 +105,8 @@ def apply_diff(path: Path, root: Path, sources: dict[str, str] | None = None) ->
         key = str(target)
         if sources and key in sources:
             text = sources[key]
+        elif not target.exists() and hunks and not any(h.old for h in hunks):
+            text = ""  # a new file (--- /dev/null, @@ -0,0 +1,N @@)
         else:
             try:
                 text = target.read_text()

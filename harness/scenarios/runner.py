@@ -74,7 +74,7 @@ class _Booted:
         b.restore_state(self.state)
         self._write_config(scenario)
         if scenario.exit in ("irq", "serror"):
-            b.inject(scenario.exit, at="guest_irq_point")
+            b.inject(scenario.exit, at=scenario.irq_point)
         t0 = time.perf_counter()
         r = b.run(MAX_INSNS)
         seconds = time.perf_counter() - t0
@@ -117,5 +117,5 @@ def load_scenario_board(scenario: Scenario, *, quirks: tuple[str, ...] = (), **b
     for off, data in config_bytes(scenario.config_values()).items():
         board.write_mem(base + off, data)
     if scenario.exit in ("irq", "serror"):
-        board.inject(scenario.exit, at="guest_irq_point")
+        board.inject(scenario.exit, at=scenario.irq_point)
     return board

@@ -5,7 +5,14 @@ from __future__ import annotations
 import itertools
 from dataclasses import asdict, dataclass, field
 
-from harness.scenarios.world import CALLERS, EXIT_CAUSES, variant_names
+from harness.scenarios.world import (
+    CALLERS,
+    EXIT_CAUSES,
+    EXITS_FROM,
+    GUEST_ELS,
+    IRQ_POINTS,
+    variant_names,
+)
 
 CPUS = ("max", "a57")
 
@@ -15,11 +22,12 @@ class Scenario:
     variant: str
     cpu: str = "max"
     vhe: bool = True
-    caller: str = "kvm_run"     # kvm_run (USER_DS) | kernel_ds
+    caller: str = "kvm_run"     # kvm_run (USER_DS) | kernel_ds (A1) | kthread (A2)
     guest_pan: int = 0
     guest_uao: int = 0
-    exit: str = "hvc"           # hvc | irq | wfi | serror
+    exit: str = "hvc"           # hvc | irq | wfi | serror (EL0: irq | wfi | serror)
     hyp_probes: bool = True
+    guest_el: int = 1           # the guest EL that exits: 1 (kernel) or 0 (user space)
     name: str | None = None     # user scenarios (TOML) name themselves
     diff: str | None = None     # a user variant: its diff file, applied to the v4.13 models
     tags: tuple[str, ...] = field(default=())
@@ -28,7 +36,8 @@ class Scenario:
     def config_id(self) -> str:
         """The configuration without the variant: a row of the variant comparison."""
         mode = "vhe" if self.vhe else "nvhe"
-        return f"{self.cpu}-{mode}-{self.caller}-pan{self.guest_pan}-uao{self.guest_uao}-{self.exit}"
+        el = "" if self.guest_el == 1 else f"-el{self.guest_el}"   # EL1 ids are as they always were
+        return f"{self.cpu}-{mode}-{self.caller}-pan{self.guest_pan}-uao{self.guest_uao}-{self.exit}{el}"
 
     @property
     def id(self) -> str:
@@ -43,13 +52,19 @@ class Scenario:
             "guest_uao": self.guest_uao,
             "exit": EXIT_CAUSES.index(self.exit),
             "hyp_probes": int(self.hyp_probes),
+            "guest_el": self.guest_el,
         }
+
+    @property
+    def irq_point(self) -> str:
+        """The label where the harness raises an IRQ/SError exit."""
+        return IRQ_POINTS[self.guest_el]
 
     def axes(self) -> dict[str, object]:
         """The axes a verdict's conditions are written in."""
         return {"variant": self.variant, "cpu": self.cpu, "mode": "vhe" if self.vhe else "nvhe",
-                "caller": self.caller, "guest_pan": self.guest_pan, "guest_uao": self.guest_uao,
-                "exit": self.exit}
+                "caller": self.caller, "guest_el": self.guest_el, "guest_pan": self.guest_pan,
+                "guest_uao": self.guest_uao, "exit": self.exit}
 
     def to_json(self) -> dict[str, object]:
         d = asdict(self)
@@ -59,13 +74,15 @@ class Scenario:
 
 def configurations(cpus: tuple[str, ...] = CPUS) -> list[Scenario]:
     """Every meaningful configuration (variant left as v4.13). The a57 (v8.0) has no VHE, PAN
-    or UAO: it boots non-VHE and its guest cannot set PAN or UAO."""
+    or UAO: it boots non-VHE and its guest cannot set PAN or UAO. A guest at EL0 exits only by
+    the causes real there (world.EXITS_FROM)."""
     out = []
     for cpu in cpus:
         modes = (True, False) if cpu == "max" else (False,)
         flags = (0, 1) if cpu == "max" else (0,)
-        for vhe, caller, pan, uao, exit_ in itertools.product(modes, CALLERS, flags, flags, EXIT_CAUSES):
-            out.append(Scenario("v4.13", cpu, vhe, caller, pan, uao, exit_))
+        for vhe, caller, el, pan, uao in itertools.product(modes, CALLERS, GUEST_ELS, flags, flags):
+            for exit_ in EXITS_FROM[el]:
+                out.append(Scenario("v4.13", cpu, vhe, caller, pan, uao, exit_, guest_el=el))
     return out
 
 

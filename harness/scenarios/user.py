@@ -9,7 +9,8 @@
     variant = "my-fix"               # or a built-in: v4.13, patch-2017, ...
     cpu = "max"                      # max | a57
     mode = "vhe"                     # vhe | nvhe
-    caller = "kvm_run"               # kvm_run (USER_DS) | kernel_ds
+    caller = "kvm_run"               # kvm_run (USER_DS) | kernel_ds | kthread
+    guest_el = 1                     # 1: the guest kernel exits; 0: its user space (no hvc)
     guest_pan = 0
     guest_uao = 0
     exit = "hvc"                     # hvc | irq | wfi | serror
@@ -25,11 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.scenarios.scenario import CPUS, Scenario
-from harness.scenarios.world import CALLERS, EXIT_CAUSES, PROBES, ROOT, variant_names
+from harness.scenarios.world import (
+    CALLERS,
+    EXITS_FROM,
+    GUEST_ELS,
+    PROBES,
+    ROOT,
+    variant_names,
+)
 
 USER_DIR = ROOT / "scenarios"
-_SCENARIO_KEYS = {"name", "variant", "cpu", "mode", "caller", "guest_pan", "guest_uao", "exit", "hyp_probes",
-                  "expect", "description"}
+_SCENARIO_KEYS = {"name", "variant", "cpu", "mode", "caller", "guest_el", "guest_pan", "guest_uao", "exit",
+                  "hyp_probes", "expect", "description"}
 _VARIANT_KEYS = {"diff", "matrix", "description"}
 
 
@@ -110,10 +118,12 @@ def _scenario(path: Path, n: int, spec: dict, variants: dict[str, Path]) -> User
     mode = choice("mode", ("vhe", "nvhe"), "vhe" if cpu == "max" else "nvhe")
     if cpu == "a57" and mode == "vhe":
         raise UserFileError(f"{where}: the a57 (v8.0) has no VHE: use mode = \"nvhe\"")
+    guest_el = choice("guest_el", GUEST_ELS, 1)
     sc = Scenario(
         variant=variant, cpu=cpu, vhe=mode == "vhe", caller=choice("caller", CALLERS, "kvm_run"),
         guest_pan=choice("guest_pan", (0, 1), 0), guest_uao=choice("guest_uao", (0, 1), 0),
-        exit=choice("exit", EXIT_CAUSES, "hvc"), hyp_probes=bool(spec.get("hyp_probes", True)),
+        exit=choice("exit", EXITS_FROM[guest_el], "hvc" if guest_el == 1 else "irq"),
+        hyp_probes=bool(spec.get("hyp_probes", True)), guest_el=guest_el,
         name=f"user/{spec['name']}", diff=str(variants[variant]) if variant in variants else None)
     expect = spec.get("expect", {})
     if not isinstance(expect, dict):

@@ -34,9 +34,17 @@ CONFIG_FIELDS: dict[str, int] = {
     "guest_uao": 24,  # PSTATE.UAO the guest sets before exiting
     "exit": 32,       # 0 hvc, 1 irq, 2 wfi, 3 serror
     "hyp_probes": 40,  # 1: run the EL2 probe host-calls after the world switch
+    "guest_el": 48,   # the guest EL that exits: 1 (its kernel) or 0 (its user space)
 }
 EXIT_CAUSES = ("hvc", "irq", "wfi", "serror")
-CALLERS = ("kvm_run", "kernel_ds")
+# The exits that are real from each guest EL (guest.S): HVC is UNDEFINED at EL0.
+EXITS_FROM = {1: EXIT_CAUSES, 0: ("irq", "wfi", "serror")}
+GUEST_ELS = (1, 0)
+# kvm_run: KVM_RUN with USER_DS; kernel_ds: A1's caller, set_fs(KERNEL_DS) around the world
+# switch; kthread: A2's path, a kernel thread (KERNEL_DS by inheritance) on its own stack.
+CALLERS = ("kvm_run", "kernel_ds", "kthread")
+# Where the harness raises an IRQ/SError exit, per guest EL (guest.S).
+IRQ_POINTS = {1: "guest_irq_point", 0: "guest_user_irq_point"}
 
 # Host probes: one labelled instruction each, with an exception-table fix-up.
 HOST_PROBES = ("probe_ldr_user", "probe_uaccess_user", "probe_uaccess_kernel")
@@ -51,6 +59,8 @@ POINTS = (
     "__guest_enter",
     "guest_entry",
     "guest_irq_point",
+    "guest_user_entry",
+    "guest_user_irq_point",
     "__guest_exit",
     "__guest_exit_end",
     "vcpu_run_after_guest",
@@ -59,24 +69,75 @@ POINTS = (
 )
 # Where a run must never go: a panic or a guest exception nobody expects.
 FAILURE_LABELS = ("panic", "hyp_panic", "guest_bad_exception")
+# Non-VHE hyp code is linked with this prefix from v5.9 on (a separate object per mode), so a
+# label `__kvm_nvhe_X` stands for the point or probe X on the non-VHE path.
+NVHE_PREFIX = "__kvm_nvhe_"
 LABELS = (POINTS + PROBES + FAILURE_LABELS
-          + ("uao_thread_switch", "kvm_call_hyp", "el1_sync", "el1_trap", "el1_irq", "el1_error"))
+          + ("uao_thread_switch", "kvm_call_hyp", "el1_sync", "el1_trap", "el1_irq", "el1_error")
+          + tuple(NVHE_PREFIX + name for name in POINTS + (WINDOW_PROBE,)))
+
+
+def canonical_label(label: str) -> str:
+    """The point or probe a label stands for (`__kvm_nvhe_X` -> X)."""
+    return label[len(NVHE_PREFIX):] if label.startswith(NVHE_PREFIX) else label
+
+
+BASE_VARIANT = "v4.13"
+BASE_PROVENANCE = "Linux v4.13: the models in asm/kvm as they are"
 
 
 def variant_names() -> list[str]:
     """`v4.13` (the unpatched models) plus every asm/variants/<name>.diff."""
-    return ["v4.13"] + sorted(p.stem for p in VARIANTS_DIR.glob("*.diff"))
+    return [BASE_VARIANT] + sorted(p.stem for p in VARIANTS_DIR.glob("*.diff"))
+
+
+def _diff_path(variant: str, diff_path: str | None) -> Path:
+    return Path(diff_path) if diff_path else VARIANTS_DIR / f"{variant}.diff"
+
+
+def variant_preamble(variant: str, diff_path: str | None = None) -> tuple[str, str]:
+    """(provenance, base) from a variant diff's preamble, the text before its first `--- `:
+    its first paragraph says what the variant models (upstream commits or release, or a
+    what-if); a line `Applies to: NAME` makes it a diff against another variant (default
+    v4.13)."""
+    if variant == BASE_VARIANT and diff_path is None:
+        return BASE_PROVENANCE, ""
+    path = _diff_path(variant, diff_path)
+    try:
+        text = path.read_text()
+    except OSError:
+        return "", BASE_VARIANT  # apply_diff reports the missing file
+    lines = [line.strip() for line in text.split("\n--- ", 1)[0].splitlines()]
+    if lines and lines[0].startswith("--- "):
+        lines = []
+    base = next((line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("applies to:")),
+                BASE_VARIANT)
+    first: list[str] = []
+    for line in lines:
+        if not line or line.lower().startswith("applies to:"):
+            if first:
+                break
+            continue
+        first.append(line)
+    return " ".join(first), base
 
 
 @cache
 def variant_overrides(variant: str, diff_path: str | None = None) -> tuple[tuple[str, str], ...]:
-    """Patched file texts {abs path: text} of a variant (empty for v4.13)."""
-    from harness.scenarios.patch import apply_diff
+    """Patched file texts {abs path: text} of a variant (empty for v4.13): its diff applied to
+    the models, or to the variant its preamble names (`Applies to:`), recursively."""
+    from harness.scenarios.patch import PatchError, apply_diff
 
-    if variant == "v4.13" and diff_path is None:
+    if variant == BASE_VARIANT and diff_path is None:
         return ()
-    path = Path(diff_path) if diff_path else VARIANTS_DIR / f"{variant}.diff"
-    return tuple(sorted(apply_diff(path, ASM_DIR).items()))
+    path = _diff_path(variant, diff_path)
+    _, base = variant_preamble(variant, diff_path)
+    if base != BASE_VARIANT and base not in variant_names():
+        raise PatchError(f"{path}:1: applies to unknown variant {base!r} (known: {', '.join(variant_names())})")
+    if base == variant:
+        raise PatchError(f"{path}:1: a variant cannot apply to itself")
+    sources = dict(variant_overrides(base))
+    return tuple(sorted({**sources, **apply_diff(path, ASM_DIR, sources)}.items()))
 
 
 @cache
