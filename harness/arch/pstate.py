@@ -14,6 +14,13 @@ _BITS = {
 PSTATE_FIELDS: tuple[str, ...] = ("el", "sp", "pan", "uao", "d", "a", "i", "f", "n", "z", "c", "v", "ss", "il", "nrw")
 
 
+def field_max(name: str) -> int:
+    """The largest value a PSTATE field holds: EL is two bits (M[3:2]), every other field one."""
+    if name not in PSTATE_FIELDS:
+        raise KeyError(name)
+    return 3 if name == "el" else 1
+
+
 @dataclass(frozen=True)
 class PState:
     n: int = 0

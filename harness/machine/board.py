@@ -70,6 +70,7 @@ from harness.trace import events as ev
 RAM_BASE = 0x4000_0000
 RAM_SIZE = 256 << 20
 UART_BASE = 0x0900_0000
+UART_SIZE = 0x1000
 DEFAULT_LOAD = 0x4008_0000
 DEFAULT_MAX_INSNS = 50_000_000
 SCR_EL3_FIRMWARE = 0x501  # NS | HCE | RW: EL3 is firmware, EL2 and EL1 are AArch64 and non-secure
@@ -139,6 +140,7 @@ class BoardState:
     n_uart: int
     injections: list[_Injection] = field(default_factory=list)
     n_trace: int = 0
+    off: str | None = None
 
 
 class Board:
@@ -162,7 +164,11 @@ class Board:
         uc.ctl_set_cpu_model(CPU_MODELS[cpu])
         self.ram_size = ram_size
         uc.mem_map(RAM_BASE, ram_size)
-        uc.mmio_map(UART_BASE, 0x1000, self._uart_read, None, self._uart_write, None)
+        # Device registers: (name, base, size, read, write), the one model for the program's
+        # accesses (Unicorn MMIO) and the user's (read_mem/write_mem).
+        self._devices = (("the PL011 UART", UART_BASE, UART_SIZE, self._uart_read, self._uart_write),)
+        for _name, base, size, read, write in self._devices:
+            uc.mmio_map(base, size, read, None, write, None)
         self.features = Features.from_id_regs(
             cpu, self.read_sysreg("ID_AA64MMFR1_EL1"), self.read_sysreg("ID_AA64MMFR2_EL1")
         )
@@ -177,6 +183,7 @@ class Board:
         self._eret_at: set[int] = set()
         self._wfx_at: set[int] = set()
         self._observe_at: dict[int, str] = {}
+        self.off: str | None = None  # why the board is off (PSCI SYSTEM_OFF/RESET): it refuses to run
         self._labels_at: dict[int, str] = {}
         self._breakpoints: set[int] = set()
         self._injections: list[_Injection] = []
@@ -210,6 +217,7 @@ class Board:
         """Reset like `qemu-system-aarch64 -M virt,virtualization=on`: ELxh, DAIF masked."""
         if el not in (1, 2):
             raise BoardError(f"cannot start at EL{el}: choose EL1 or EL2")
+        self.off = None
         self.write_sysreg("SCR_EL3", SCR_EL3_FIRMWARE)
         # EL1 must be AArch64 when a program starts there (QEMU's -kernel boot does the same).
         self.write_sysreg("HCR_EL2", (1 << 31) if el == 1 else 0)
@@ -283,9 +291,14 @@ class Board:
             self._hooks_by_addr[addr] = self.uc.hook_add(UC_HOOK_CODE, self._on_code, None, addr, addr)
 
     def add_breakpoint(self, addr: int) -> None:
+        self.check_code_addr(addr, "breakpoint address")
         self._breakpoints.add(addr)
         self._hook_addr(addr)
-        self.uc.ctl_remove_cache(addr, addr + 4)  # a cached block would not see the new hook
+        self._uncache(addr)
+
+    def _uncache(self, addr: int) -> None:
+        # A cached block would not see a new hook. The end is inclusive-safe at the top of memory.
+        self.uc.ctl_remove_cache(addr, min(addr + 4, (1 << 64) - 1))
 
     def remove_breakpoint(self, addr: int) -> None:
         self._breakpoints.discard(addr)
@@ -293,6 +306,10 @@ class Board:
     def add_mem_watch(self, addr: int, size: int = 8) -> int:
         """Emit a MemoryWrite event for every write into [addr, addr+size) (physical addresses
         as Unicorn reports them; identity-mapped programs see their VAs). Returns a handle."""
+        if size < 1:
+            raise BoardError(f"a memory watch needs a length of at least 1 byte, not {size}")
+        if not (0 <= addr < 1 << 64 and size <= (1 << 64) - addr):
+            raise BoardError(f"{addr:#x}+{size:#x} is not a 64-bit address range")
         return self.uc.hook_add(UC_HOOK_MEM_WRITE, self._on_mem_write, None, addr, addr + size - 1)
 
     def remove_mem_watch(self, handle: int) -> None:
@@ -308,8 +325,12 @@ class Board:
             self._store_in_hook = None
 
     def inject(self, kind: str | ExceptionType, *, at_icount: int | None = None, at: int | str | None = None) -> None:
-        """Raise IRQ/FIQ/SError when the instruction count reaches `at_icount`, or when
-        execution reaches address/label `at`; taken as soon as it is not masked."""
+        """Make IRQ/FIQ/SError pending at the instruction boundary where the count reaches
+        `at_icount` (the current count: this boundary), or where execution reaches address or
+        label `at` (before that instruction). It is taken at that boundary when the masking and
+        routing rules (route_async, async_masked) let it, else at the first later boundary
+        where they do (after an MSR DAIF*, an ERET, or a change the user made): before
+        instruction N+1 for a boundary N, in `run` and `step` alike."""
         if isinstance(kind, str):
             try:
                 kind = {"irq": ExceptionType.IRQ, "fiq": ExceptionType.FIQ, "serror": ExceptionType.SERROR}[kind.lower()]
@@ -317,12 +338,15 @@ class Board:
                 raise BoardError(f"cannot inject {kind!r}: choose irq, fiq or serror") from None
         if (at_icount is None) == (at is None):
             raise BoardError("inject needs exactly one of an instruction count or a location")
+        self._refuse_if_off("inject")
         inj = _Injection(kind)
         if at is not None:
-            inj.at_addr = self.resolve(at) if isinstance(at, str) else at
+            inj.at_addr = self.check_code_addr(self.resolve(at) if isinstance(at, str) else at, "injection point")
             self._hook_addr(inj.at_addr)
-            self.uc.ctl_remove_cache(inj.at_addr, inj.at_addr + 4)
+            self._uncache(inj.at_addr)
         else:
+            if at_icount < self.icount:
+                raise BoardError(f"cannot inject at instruction {at_icount:,}: the board is at {self.icount:,}")
             inj.at_icount = at_icount
         self._injections.append(inj)
 
@@ -443,17 +467,61 @@ class Board:
             vbar_el3=r(s["VBAR_EL3"]),
         )
 
+    # ------------------------------------------------------------------ accesses the user asks for
+
     def read_mem(self, addr: int, size: int) -> bytes:
-        return bytes(self.uc.mem_read(addr, size))
+        """Read [addr, addr+size) (physical) for the debugger, the stub or a scenario's set-up:
+        RAM directly, device registers through their model; anything else is a BoardError."""
+        dev = self._user_range(addr, size)
+        if dev is None:
+            return bytes(self.uc.mem_read(addr, size)) if size else b""
+        _name, base, _size, read, _write = dev
+        return (read(self.uc, addr - base, size, None) & ((1 << 8 * size) - 1)).to_bytes(size, "little")
 
     def write_mem(self, addr: int, data: bytes) -> None:
-        self.uc.mem_write(addr, data)
+        """Write (physical) as read_mem reads. A device register write is the device's: a byte
+        to the UART data register is output. Never uc.mem_write into MMIO: once a snapshot
+        exists Unicorn copies the page on write, and an MMIO page has no RAM to copy (SIGSEGV)."""
+        dev = self._user_range(addr, len(data))
+        if dev is None:
+            if data:
+                self.uc.mem_write(addr, bytes(data))
+            return
+        _name, base, _size, _read, write = dev
+        write(self.uc, addr - base, len(data), int.from_bytes(data, "little"), None)
+
+    def _user_range(self, addr: int, size: int):
+        """None for RAM, the device for its registers; BoardError for anything else."""
+        if not (0 <= addr < 1 << 64 and 0 <= size <= (1 << 64) - addr):
+            raise BoardError(f"{addr:#x}+{size:#x} is not a 64-bit address range")
+        end = addr + size
+        if RAM_BASE <= addr and end <= RAM_BASE + self.ram_size:
+            return None
+        for dev in self._devices:
+            name, base, length = dev[:3]
+            if base <= addr and end <= base + length:
+                if size not in (1, 2, 4, 8) or addr % size:
+                    raise BoardError(f"the registers of {name} take aligned accesses of 1, 2, 4 or 8 bytes, "
+                                     f"not {size} at {addr:#x}")
+                return dev
+        devices = ", ".join(f"{n} {b:#x}..{b + k:#x}" for n, b, k, _r, _w in self._devices)
+        raise BoardError(f"no memory at {addr:#x}" + (f"..{end:#x}" if size > 1 else "")
+                         + f" (RAM is {RAM_BASE:#x}..{RAM_BASE + self.ram_size:#x}, {devices})")
+
+    @staticmethod
+    def check_code_addr(addr: int, what: str = "address") -> int:
+        """An address an instruction can be at (a breakpoint, an injection point): 64-bit, 4-aligned."""
+        if not 0 <= addr < 1 << 64:
+            raise BoardError(f"{what} {addr:#x} is not a 64-bit address")
+        if addr % 4:
+            raise BoardError(f"{what} {addr:#x} is not 4-byte aligned: no instruction starts there")
+        return addr
 
     def _read_u64(self, pa: int) -> int:
         return struct.unpack("<Q", self.uc.mem_read(pa, 8))[0]
 
     def word_at(self, addr: int) -> int:
-        return struct.unpack("<I", self.uc.mem_read(addr, 4))[0]
+        return struct.unpack("<I", self.read_mem(addr, 4))[0]
 
     def location(self, addr: int) -> str:
         """`label+0x10 (file.S:12)` or the bare address."""
@@ -470,6 +538,7 @@ class Board:
 
     def run(self, max_insns: int = DEFAULT_MAX_INSNS) -> RunResult:
         """Run until the program powers off or the board stops it."""
+        self._refuse_if_off("run")
         budget = self.icount + max_insns
         self._stop = None
         while self._stop is None:
@@ -477,14 +546,21 @@ class Board:
         return self._result()
 
     def step(self, n: int = 1) -> RunResult | None:
-        """Execute n instructions (exceptions taken count as the faulting instruction's step)."""
+        """Execute n instructions (exceptions taken count as the faulting instruction's step;
+        an interrupt taken at the boundary before an instruction is a step of its own)."""
+        self._refuse_if_off("step")
         self._stop = None
         for _ in range(n):
             if self._stop is not None:
                 break
-            self._step_one()
-            self._deliver_pending()
+            if not self._at_boundary():
+                self._step_one()
+                self._at_boundary()
         return self._result() if self._stop is not None else None
+
+    def _refuse_if_off(self, what: str) -> None:
+        if self.off is not None:
+            raise BoardError(f"cannot {what}: the program has ended ({self.off}); load it again to start over")
 
     def _result(self) -> RunResult:
         st = self._stop
@@ -495,6 +571,9 @@ class Board:
         return self.image.symbol_at(pc) if self.image is not None else None
 
     def _run_until(self, budget: int) -> None:
+        self._at_boundary()  # an interrupt pending now (injected now, or unmasked by the user)
+        if self._stop is not None:
+            return
         limit = budget
         for inj in self._injections:
             if inj.at_icount is not None and not inj.armed and self.icount < inj.at_icount < limit:
@@ -516,24 +595,23 @@ class Board:
                 self._wfx_in_host(pc)
                 return
             if what == "inject":
-                # Taken before the labelled instruction; if masked it stays armed and is
-                # retried after the next ERET or PSTATE write (both are observe points).
-                self._deliver_pending()
+                # Taken before the labelled instruction; if masked it stays armed and is taken
+                # after the ERET or PSTATE write that unmasks it (both are observe points).
+                self._at_boundary()
                 return
-            self._step_one()  # runs the hooked ERET / PSTATE write (or the injection point) natively
-            self._deliver_pending()
+            self._step_one()  # runs the hooked ERET / PSTATE write natively
+            self._at_boundary()
             return
         if st.hit:
             self._ic.set(st.count)
-            # The native hook stopped before a block that would pass the limit: finish exactly.
+            # The native hook stopped before a block that would pass the limit: finish exactly,
+            # each boundary processed as in step().
             while self.icount < limit and self._stop is None:
-                self._step_one()
+                if not self._at_boundary():
+                    self._step_one()
+            self._at_boundary()
             if self._stop is not None:
                 return
-            for inj in self._injections:
-                if inj.at_icount is not None and inj.at_icount <= self.icount:
-                    inj.armed = True
-            self._deliver_pending()
             if self.icount >= budget and self._stop is None:
                 self._halt("budget", f"instruction budget of {budget:,} exceeded{self._last_exceptions()}")
             return
@@ -543,7 +621,7 @@ class Board:
 
     def _wfi_sleep(self) -> None:
         """A WFI/WFE that did not trap, PC after it: wake on an interrupt or sleep forever."""
-        if self._deliver_pending():
+        if self._at_boundary():
             return
         if self._pending_wakeup():
             return
@@ -590,7 +668,7 @@ class Board:
         finally:
             self._stepping = False
         wfx = self._action is not None and self._action[0] == "wfx"
-        self._action = None  # in a step, hooks only record (an armed injection waits for _deliver_pending)
+        self._action = None  # in a step, hooks only record (an armed injection waits for _at_boundary)
         self._ic.set(before + (1 if self._step_retired else 0))
         if wfx:
             self._wfx_in_host(pc)
@@ -854,16 +932,36 @@ class Board:
         """EL3 firmware: PSCI through SMC, as QEMU's virt board provides it."""
         fn = self.reg(0) & 0xFFFF_FFFF
         if fn == PSCI_SYSTEM_OFF:
+            self.off = "PSCI SYSTEM_OFF"
             self._halt("poweroff", "PSCI SYSTEM_OFF")
         elif fn == PSCI_SYSTEM_RESET:
+            self.off = "PSCI SYSTEM_RESET"
             self._halt("reset", "PSCI SYSTEM_RESET")
         else:
             self.set_reg(0, PSCI_NOT_SUPPORTED)
 
-    def _deliver_pending(self) -> bool:
-        """Take the first armed interrupt that PSTATE and routing no longer mask."""
-        if not self._injections or self._stop is not None:
-            return False
+    def _at_boundary(self) -> bool:
+        """At an instruction boundary: arm the injections that are due (their count reached, or
+        the PC at their address) and take every armed one that routing (route_async) and masking
+        (async_masked) no longer hold back, in order; taking one can leave another takeable (one
+        routed to a higher EL). True when one was taken.
+
+        What can make a held-back interrupt takeable: a PSTATE write (MSR DAIF*, ERET), hooked
+        as observe points, or a change the user made, hence this runs before each run or step.
+        Not exception entry (it sets D, A, I and F and never lowers the EL), and not an HCR_EL2
+        write: that happens at EL2, where route_async sends every interrupt to EL2 anyway."""
+        taken = False
+        while self._injections and self._stop is None:
+            pc, ic = self.pc, self.icount
+            for inj in self._injections:
+                if inj.at_addr == pc or (inj.at_icount is not None and inj.at_icount <= ic):
+                    inj.armed = True
+            if not self._take_unmasked():
+                break
+            taken = True
+        return taken
+
+    def _take_unmasked(self) -> bool:
         ps = self.pstate()
         ctx = self.sysctx()
         for inj in self._injections:
@@ -873,8 +971,12 @@ class Board:
             if async_masked(inj.kind, target, ps, ctx):
                 continue
             self._injections.remove(inj)
+            name = inj.kind.name.lower()
+            if target == 3:
+                self._halt("unhandled", f"{name} at {self.location(self.pc)} is routed to EL3, where only PSCI firmware runs")
+                return False
             esr = syndrome.syn_serror() if inj.kind is ExceptionType.SERROR else None
-            self._take(inj.kind, target, esr, None, self.pc, inj.kind.name.lower())
+            self._take(inj.kind, target, esr, None, self.pc, name)
             return True
         return False
 
@@ -886,7 +988,7 @@ class Board:
             return False
         for inj in waiting:
             inj.armed = True
-        self._deliver_pending()
+        self._at_boundary()
         return True  # a masked interrupt still wakes WFI; execution goes on after it
 
     def _emit(self, event: ev.Event) -> None:
@@ -990,6 +1092,7 @@ class Board:
             len(self.uart),
             [dataclasses.replace(i) for i in self._injections],
             len(self._trace) if self._trace is not None else 0,
+            self.off,
         )
 
     def restore_state(self, state: BoardState) -> None:
@@ -1003,6 +1106,7 @@ class Board:
         self._rebuild_hflags()
         self._flush_tlb()
         self._stop = None
+        self.off = state.off
 
     def trace_lines(self) -> Iterable[str]:
         """The instruction trace: icount, address, word, disassembly, label."""
