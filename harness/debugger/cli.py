@@ -3,7 +3,8 @@
 Interactive (a terminal on stdin): prompt_toolkit with history and completion of commands,
 labels and register names; rich for colour. `--batch FILE`, or commands piped on stdin, run
 without a prompt (scripts and tests). Ctrl-C interrupts a running `continue`.
-Exit status: 0, or 1 when a batch command failed, 2 for bad usage or a target that does not load.
+The program's UART output is printed as it is produced. Exit status: 0, or 1 when a batch
+command failed, 2 for bad usage or a target that does not load.
 """
 
 from __future__ import annotations
@@ -14,14 +15,22 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from harness.debugger.core import COMMANDS, PSTATE_FIELDS, SYSREG_GROUPS, Debugger, DebuggerError
 
 HISTORY = Path.home() / ".pstate_harness_history"
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports bad usage in one line (exit status 2), not usage plus error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (--help for usage)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m harness debug",
+    ap = OneLineParser(prog="python -m harness debug",
                                  description="Single-step the world-switch scenarios or a program, forwards and backwards.")
     ap.add_argument("target", nargs="?", help="scenario id (e.g. max-vhe-kvm_run-pan1-uao0-hvc) or a .S/ELF/binary")
     ap.add_argument("--variant", help="code variant of the scenario (default v4.13)")
@@ -50,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     dbg = Debugger()
     intr = _Interrupt()
     dbg.interrupt = intr.poll
+    out = _ProgramOutput()
+    dbg.output = out.write
     if args.target:
         try:
             console.print(dbg.load(args.target, args.variant))
@@ -62,23 +73,42 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as e:
             print(f"debug: {args.batch}: {e.strerror}", file=sys.stderr)
             return 2
-        return _run_lines(dbg, console, lines, str(args.batch))
+        return _run_lines(dbg, console, lines, str(args.batch), out)
     if not sys.stdin.isatty():
-        return _run_lines(dbg, console, sys.stdin.read().splitlines(), "<stdin>")
-    return _interactive(dbg, console, intr)
+        return _run_lines(dbg, console, sys.stdin.read().splitlines(), "<stdin>", out)
+    return _interactive(dbg, console, intr, out)
 
 
-def _run_lines(dbg: Debugger, console: Console, lines: list[str], name: str) -> int:
+class _ProgramOutput:
+    """The program's UART bytes to stdout as they come; a stop display starts on a new line."""
+
+    def __init__(self) -> None:
+        self.midline = False
+
+    def write(self, data: bytes) -> None:
+        sys.stdout.write(data.decode("utf-8", "replace"))
+        sys.stdout.flush()
+        self.midline = not data.endswith(b"\n")
+
+    def end_line(self) -> None:
+        if self.midline:
+            sys.stdout.write("\n")
+            self.midline = False
+
+
+def _run_lines(dbg: Debugger, console: Console, lines: list[str], name: str, prog: _ProgramOutput) -> int:
     status = 0
     for n, line in enumerate(lines, 1):
         if line.strip() and not line.lstrip().startswith("#"):
-            console.print(f"[dim]({name}:{n})[/] {line.strip()}", markup=True)
+            console.print(f"[dim]({name}:{n})[/] {escape(line.strip())}", markup=True)
         try:
             out = dbg.execute(line)
         except DebuggerError as e:
+            prog.end_line()
             print(f"{name}:{n}: {e}", file=sys.stderr)
             status = 1
             continue
+        prog.end_line()
         if out:
             console.print(out)
         if dbg.done:
@@ -86,7 +116,7 @@ def _run_lines(dbg: Debugger, console: Console, lines: list[str], name: str) -> 
     return status
 
 
-def _interactive(dbg: Debugger, console: Console, intr: _Interrupt) -> int:
+def _interactive(dbg: Debugger, console: Console, intr: _Interrupt, prog: _ProgramOutput) -> int:
     from prompt_toolkit import PromptSession
     from prompt_toolkit.completion import WordCompleter
     from prompt_toolkit.history import FileHistory
@@ -114,8 +144,10 @@ def _interactive(dbg: Debugger, console: Console, intr: _Interrupt) -> int:
             try:
                 out = dbg.execute(line)
             except DebuggerError as e:
-                console.print(f"[red]error:[/] {e}", markup=True)
+                prog.end_line()
+                console.print(f"[red]error:[/] {escape(str(e))}", markup=True)
                 continue
+            prog.end_line()
             if out:
                 console.print(out)
     finally:

@@ -18,16 +18,23 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from harness.arch.pstate import PState
+from harness.arch.exceptions import ExceptionType, async_masked, route_async
+from harness.arch.pstate import PState, field_max
 from harness.arch.syndrome import decode_esr
 from harness.machine import decode
 from harness.machine.board import Board, BoardError, BoardState
 from harness.trace import events as ev
 
+MASK64 = (1 << 64) - 1
 CHECKPOINT_EVERY = 1_000_000
 CHUNK = 1_000_000  # a continue runs this many instructions between checks for Ctrl-C
 MAX_STEP_INSNS = 1_000_000  # `step`/`next` give up after this many
+MAX_COUNT = 1_000_000  # the largest N of `stepi N`, `step N`, ... (longer runs: continue, until)
+STEP_CHUNK = 10_000  # board steps between checks for Ctrl-C in a long stepi
 MAX_CONTINUE = 2_000_000_000
+MAX_EXAMINE = 0x10000  # bytes `x` shows at once
+MAX_DISASSEMBLE = 4096  # instructions `disassemble` shows at once
+MAX_SOURCE_DEPTH = 8  # `source` inside `source`
 PSTATE_FIELDS = ("el", "sp", "n", "z", "c", "v", "d", "a", "i", "f", "pan", "uao", "ss", "il")
 SYSREG_GROUPS = {
     "el2": ("HCR_EL2", "SCTLR_EL2", "VBAR_EL2", "ELR_EL2", "SPSR_EL2", "ESR_EL2", "FAR_EL2", "TCR_EL2",
@@ -100,6 +107,11 @@ class Debugger:
         self._list_line: tuple[str, int] | None = None
         self.interrupt: Callable[[], bool] = lambda: False  # polled between chunks of a continue
         self.done = False
+        # The program's UART output, passed on as it is produced (REPL, --batch, the stub's O packets).
+        self.output: Callable[[bytes], None] | None = None
+        self._shown = 0  # UART bytes already passed on (replays after reverse steps are not repeated)
+        self._reload: Callable[[], str] | None = None  # how the target was loaded: `run` starts it again
+        self._source_depth = 0
 
     # ------------------------------------------------------------------ targets
 
@@ -115,24 +127,38 @@ class Debugger:
         return self._attach(board, f"scenario {scenario.id}")
 
     def load_program(self, path: str, cpu: str = "max") -> str:
-        from harness.asm import AsmError, assemble_file, load_program
+        from harness.asm import AsmError, load_program
 
         p = Path(path)
+        if p.is_dir():
+            raise DebuggerError(f"{path}: is a directory, not a program")
         if not p.is_file():
             raise DebuggerError(f"{path}: no such file")
         try:
             board = Board(cpu)
-            image = assemble_file(p, features=board.features) if p.suffix in (".S", ".s") else load_program(p)
-            board.load(image, el=2)
+            board.load(load_program(p, features=board.features), el=2)
         except (AsmError, BoardError) as e:
             raise DebuggerError(str(e).splitlines()[0]) from None
+        except OSError as e:
+            raise DebuggerError(f"{path}: {e.strerror or e}") from None
         return self._attach(board, f"program {path}")
 
     def load(self, target: str, variant: str | None = None) -> str:
-        """A scenario id, or a program path (.S, ELF or flat binary)."""
+        """A scenario id, or a program path (.S, ELF or flat binary); `run` loads it again."""
         if Path(target).exists():
-            return self.load_program(target)
-        return self.load_scenario(target, variant)
+            return self._remember(lambda: self.load_program(target))
+        return self._remember(lambda: self.load_scenario(target, variant))
+
+    def _remember(self, loader: Callable[[], str]) -> str:
+        out = loader()
+        self._reload = loader
+        return out
+
+    def restart(self) -> str:
+        """Load the target again from the start (after it ended, or to begin again)."""
+        if self._reload is None:
+            raise DebuggerError("nothing loaded: load scenario NAME [--variant V] or run PROGRAM")
+        return self._reload()
 
     def _attach(self, board: Board, what: str) -> str:
         self.board = board
@@ -142,12 +168,30 @@ class Debugger:
         self._watches.clear()
         self._checkpoints = [board.save_state()]
         self._last_pstate = board.pstate()
+        self._shown = 0
         return f"loaded {escape(what)}\n" + self.where()
 
     def _need(self) -> Board:
         if self.board is None:
             raise DebuggerError("nothing loaded: load scenario NAME [--variant V] or run PROGRAM")
         return self.board
+
+    def _need_running(self) -> Board:
+        """The board, if it can execute: a board that powered off refuses (forward execution)."""
+        b = self._need()
+        if b.off is not None:
+            raise DebuggerError(f"the program has ended ({b.off}): `run` or `load` to start again")
+        return b
+
+    def _flush_output(self) -> None:
+        """Pass on the UART output produced since the last call."""
+        b = self.board
+        if b is None or len(b.uart) <= self._shown:
+            return
+        data = bytes(b.uart[self._shown :])
+        self._shown = len(b.uart)
+        if self.output is not None:
+            self.output(data)
 
     # ------------------------------------------------------------------ locations
 
@@ -159,14 +203,29 @@ class Debugger:
             loc = loc[1:]
         m = re.fullmatch(r"(?i)\$?(x\d+|sp|pc|lr)(?:\s*([+-])\s*(\w+))?", loc)
         if m:
-            reg = m.group(1).lower()
-            base = b.pc if reg == "pc" else b.sp if reg == "sp" else b.reg(30 if reg == "lr" else int(reg[1:]))
-            off = _int(m.group(3)) if m.group(3) else 0
-            return base - off if m.group(2) == "-" else base + off
+            base = self._core_reg(m.group(1))
+            try:
+                off = _int(m.group(3)) if m.group(3) else 0
+            except ValueError:
+                raise DebuggerError(f"not a number: {m.group(3)}") from None
+            # address arithmetic on a register wraps at 64 bits, as the CPU's does
+            return (base - off if m.group(2) == "-" else base + off) & MASK64
         try:
             return b.resolve(loc)
         except (KeyError, ValueError, BoardError) as e:
             raise DebuggerError(f"no location {loc}: {str(e).strip(chr(39))}") from None
+
+    def _core_reg(self, name: str) -> int:
+        """x0..x30, w0..w30, sp, pc, lr (with or without $)."""
+        b = self._need()
+        reg = name.lower().lstrip("$")
+        if reg in ("pc", "sp", "lr"):
+            return b.pc if reg == "pc" else b.sp if reg == "sp" else b.reg(30)
+        m = re.fullmatch(r"([xw])(\d+)", reg)
+        if not m or int(m.group(2)) > 30:
+            raise DebuggerError(f"no register {name} (x0..x30, w0..w30, sp, pc, lr)")
+        v = b.reg(int(m.group(2)))
+        return v & 0xFFFFFFFF if m.group(1) == "w" else v
 
     # ------------------------------------------------------------------ forward execution
 
@@ -225,15 +284,20 @@ class Debugger:
         return None
 
     def stepi(self, n: int = 1) -> Stop:
-        b = self._need()
+        b = self._need_running()
         start = len(b.events)
         flags = self._flag_watch()
         b.stop_on_event = self._stop_condition
         try:
-            for _ in range(n):
+            left = n
+            while left > 0:
                 self._checkpoint()
+                # NZCV watches compare after every instruction; otherwise the board steps in chunks
+                k = 1 if flags else max(1, min(left, STEP_CHUNK,
+                                               CHECKPOINT_EVERY - (b.icount - self._checkpoints[-1].icount)))
                 before = b.pstate()
-                res = b.step(1)
+                res = b.step(k)
+                left -= k
                 if res is not None:
                     return self._stop_from(res.status, res.message, start)
                 changed = self._flag_change(flags, before, b.pstate())
@@ -247,9 +311,10 @@ class Debugger:
         return self._stop_from("step", "", start)
 
     def cont(self, limit: int = MAX_CONTINUE) -> Stop:
-        b = self._need()
+        b = self._need_running()
         if self._flag_watch():
-            return self._step_until(lambda: False, limit, "continue")
+            # every instruction single-stepped: a shorter limit keeps the command bounded
+            return self._step_until(lambda: False, min(limit, MAX_STEP_INSNS), "continue")
         start = len(b.events)
         end = b.icount + limit
         # a stop at a breakpoint is before its instruction: step off it first
@@ -264,6 +329,7 @@ class Debugger:
                 nxt = self._checkpoints[-1].icount + CHECKPOINT_EVERY
                 chunk = max(1, min(CHUNK, end - b.icount, nxt - b.icount))
                 res = b.run(chunk)
+                self._flush_output()
                 if res.status == "budget":
                     if b.icount >= end:
                         return self._stop_from("limit", f"stopped after {limit:,} instructions", start)
@@ -307,14 +373,15 @@ class Debugger:
 
     def _run_to(self, addr: int, what: str, el: int | None = None) -> Stop:
         """Continue with a temporary internal breakpoint at addr (at EL el, if given)."""
-        b = self._need()
+        b = self._need_running()
         start = len(b.events)
+        end = b.icount + MAX_CONTINUE
         internal = addr not in self._bp_addrs()
         if internal:
             b.add_breakpoint(addr)
         try:
             while True:
-                st = self.cont()
+                st = self.cont(max(1, end - b.icount))
                 if st.reason == "breakpoint" and b.pc == addr and not st.message:
                     if el is not None and b.pstate().el != el:
                         # the address at another EL: step off the internal breakpoint, go on
@@ -329,20 +396,23 @@ class Debugger:
             if internal:
                 b.remove_breakpoint(addr)
 
-    def step_line(self) -> Stop:
-        b = self._need()
+    def step_line(self, limit: int = MAX_STEP_INSNS) -> Stop:
+        b = self._need_running()
         here = self._line(b.pc)
         if here is None:
             return self.stepi(1)
-        return self._step_until(lambda: (self._line(b.pc) or here) != here, MAX_STEP_INSNS, "step")
+        return self._step_until(lambda: (self._line(b.pc) or here) != here, limit, "step")
 
-    def next_line(self) -> Stop:
+    def next_line(self, limit: int = MAX_STEP_INSNS) -> Stop:
         """Like step, but a BL/BLR runs to its return."""
-        b = self._need()
+        b = self._need_running()
         here = self._line(b.pc)
         start = len(b.events)
-        for _ in range(MAX_STEP_INSNS):
-            text = decode.disasm_text(b.word_at(b.pc), b.pc)
+        for _ in range(limit):
+            try:
+                text = decode.disasm_text(b.word_at(b.pc), b.pc)
+            except BoardError:
+                text = "?"  # no memory at the PC: the step reports the fetch
             if text.split()[0] in ("bl", "blr"):
                 el = b.pstate().el
                 st = self._run_to(b.pc + 4, "next", el)
@@ -355,13 +425,14 @@ class Debugger:
         return self._stop_from("limit", "next: no new line", start)
 
     def finish(self) -> Stop:
-        b = self._need()
+        b = self._need_running()
         lr = b.reg(30)
         if not lr:
             raise DebuggerError("finish: x30 is 0, no caller to return to")
         return self._run_to(lr, "finish", b.pstate().el)
 
     def until(self, loc: str) -> Stop:
+        self._need_running()
         return self._run_to(self.resolve(loc), "until")
 
     def _line(self, addr: int) -> tuple[str, int] | None:
@@ -464,6 +535,7 @@ class Debugger:
 
     def _stop_from(self, reason: str, message: str, start: int) -> Stop:
         b = self._need()
+        self._flush_output()
         exc = [e for e in b.events[start:] if isinstance(e, ev.ExceptionEntry | ev.ExceptionReturn)]
         return Stop(reason, message, exc)
 
@@ -519,10 +591,13 @@ class Debugger:
     def add_breakpoint(self, loc: str, temporary: bool = False) -> str:
         b = self._need()
         addr = self.resolve(loc)
+        try:
+            b.add_breakpoint(addr)  # checks the address first
+        except BoardError as e:
+            raise DebuggerError(str(e)) from None
         bp = Breakpoint(self._next_num, addr, b.location(addr), temporary)
         self._next_num += 1
         self._breakpoints[bp.num] = bp
-        b.add_breakpoint(addr)
         return f"{'temporary ' if temporary else ''}breakpoint {bp.num} at {addr:#x}: {escape(bp.where)}"
 
     def _delete_bp(self, num: int) -> None:
@@ -563,10 +638,18 @@ class Debugger:
             w = Watchpoint(num, "pstate", fld)
         elif spec.startswith("*"):
             parts = spec[1:].split()
+            if not parts or len(parts) > 2:
+                raise DebuggerError("watch *ADDR [LEN]")
             addr = self.resolve(parts[0])
-            length = _int(parts[1]) if len(parts) > 1 else 8
+            try:
+                length = _int(parts[1]) if len(parts) > 1 else 8
+            except ValueError:
+                raise DebuggerError(f"watch: not a length: {parts[1]}") from None
             w = Watchpoint(num, "mem", parts[0], addr, length)
-            w.handle = b.add_mem_watch(addr, length)
+            try:
+                w.handle = b.add_mem_watch(addr, length)
+            except BoardError as e:
+                raise DebuggerError(f"watch: {e}") from None
         else:
             name = spec.upper()
             try:
@@ -619,6 +702,18 @@ class Debugger:
         rows.append(self.pstate_line(b.pstate(), None))
         return "\n".join(rows)
 
+    def info_register(self, name: str) -> str:
+        """One register by name, as gdb's `info registers NAME`: a core register, cpsr/pstate,
+        or a system register or group."""
+        low = name.lower().lstrip("$")
+        if low in ("pstate", "cpsr"):
+            return self.info_pstate()
+        if re.fullmatch(r"[xw]\d+|sp|pc|lr", low):
+            v = self._core_reg(low)
+            where = f" {escape(self._need().location(v))}" if low == "pc" else ""
+            return f"{low:<4} {v:#018x} {v}{where}"
+        return self.info_sysregs(name)
+
     def info_pstate(self) -> str:
         b = self._need()
         ps = b.pstate()
@@ -639,7 +734,8 @@ class Debugger:
                 v = b.read_sysreg(name)
             except (KeyError, ValueError, BoardError):
                 if group is not None and group.lower() not in SYSREG_GROUPS:
-                    raise DebuggerError(f"no system register or group {group} (groups: {', '.join(SYSREG_GROUPS)})") from None
+                    raise DebuggerError(f"no register, system register or group {group} "
+                                        f"(x0..x30, sp, pc, cpsr; groups: {', '.join(SYSREG_GROUPS)})") from None
                 continue
             rows.append(f"{name:<12} {v:#018x}{_sysreg_note(name, v)}")
         return "\n".join(rows)
@@ -657,15 +753,19 @@ class Debugger:
         if not m or (m.group(2) and m.group(4)):
             raise DebuggerError(f"x/{fmt}: use x/NFU, e.g. x/4gx, x/8wx, x/2i")
         count = int(m.group(1) or 1)
+        if count < 1:
+            raise DebuggerError(f"x/{fmt}: the count must be >= 1")
         form = m.group(2) or m.group(4) or "x"
         if form == "i":
             return self.disassemble(loc, count)
         size = {"b": 1, "h": 2, "w": 4, "g": 8, "": 8}[m.group(3)]
+        if count * size > MAX_EXAMINE:
+            raise DebuggerError(f"x/{fmt}: at most {MAX_EXAMINE:#x} bytes at a time")
         addr = self.resolve(loc)
         try:
             data = b.read_mem(addr, count * size)
-        except Exception:
-            raise DebuggerError(f"cannot read {count * size} bytes at {addr:#x}") from None
+        except BoardError as e:
+            raise DebuggerError(f"cannot read {count * size} bytes at {addr:#x}: {e}") from None
         vals = [int.from_bytes(data[k : k + size], "little") for k in range(0, len(data), size)]
         per = max(1, 16 // size)
         rows = []
@@ -678,13 +778,18 @@ class Debugger:
     def disassemble(self, loc: str | None, count: int = 10) -> str:
         b = self._need()
         addr = self.resolve(loc) if loc else b.pc
+        if count > MAX_DISASSEMBLE:
+            raise DebuggerError(f"disassemble: at most {MAX_DISASSEMBLE} instructions at a time")
         rows = []
         last_src = None
         for k in range(count):
             a = addr + 4 * k
             try:
                 word = b.word_at(a)
-            except Exception:
+            except BoardError as e:
+                if not rows:
+                    raise DebuggerError(f"nothing to disassemble: {e}") from None
+                rows.append(f"   {a:#x}: (no memory here)")
                 break
             sym = b.image.symbol_at(a) if b.image is not None else None
             src = b.image.source_at(a) if b.image is not None else None
@@ -729,47 +834,80 @@ class Debugger:
         m = re.fullmatch(r"(?i)\$?(x(\d+)|w(\d+)|sp|pc|cpsr)", lhs)
         if m:
             name = m.group(1).lower()
-            if name == "pc":
-                b.pc = value
-            elif name == "sp":
-                b.sp = value
-            elif name == "cpsr":
-                b.set_pstate(PState.from_bits(value))
+            if name == "cpsr":
+                ps = self.checked_pstate(PState.from_bits(_fit(value, 32, lhs)))
+                b.set_pstate(ps)
+                value = ps.to_bits()
+            elif name in ("pc", "sp"):
+                value = _fit(value, 64, lhs)
+                if name == "pc":
+                    b.pc = value
+                else:
+                    b.sp = value
             else:
                 n = int(m.group(2) or m.group(3))
                 if n > 30:
-                    raise DebuggerError(f"no register {lhs}")
-                b.set_reg(n, value & (0xFFFFFFFF if m.group(3) else (1 << 64) - 1))
+                    raise DebuggerError(f"no register {lhs} (x0..x30, w0..w30)")
+                value = _fit(value, 32 if m.group(3) else 64, lhs)
+                b.set_reg(n, value)  # a W register write clears the upper half, as in AArch64
         elif re.fullmatch(r"(?i)pstate\.\w+", lhs):
             fld = {"spsel": "sp"}.get(lhs.split(".")[1].lower(), lhs.split(".")[1].lower())
             if fld not in PSTATE_FIELDS:
-                raise DebuggerError(f"no PSTATE field {lhs.split('.')[1]}")
-            b.set_pstate(b.pstate().replace(**{fld: value}))
+                raise DebuggerError(f"no PSTATE field {lhs.split('.')[1]} (fields: {', '.join(PSTATE_FIELDS)})")
+            if not 0 <= value <= field_max(fld):
+                raise DebuggerError(f"pstate.{fld} holds 0..{field_max(fld)}, not {value}")
+            b.set_pstate(self.checked_pstate(b.pstate().replace(**{fld: value})))
         elif lhs.startswith("*") or lhs.startswith("{"):
-            m2 = re.fullmatch(r"(?:\{(\w+)\}\s*)?\*?(.+)", lhs)
-            size = {"char": 1, "short": 2, "int": 4, "long": 8, None: 8}.get(m2.group(1) if m2 else None, 8)
+            m2 = re.fullmatch(r"(?:\{(\w+)\}\s*)?\*?(.+)", lhs, re.S)
+            ctype = m2.group(1) if m2 else None
+            sizes = {"char": 1, "short": 2, "int": 4, "long": 8, None: 8}
+            if ctype not in sizes:
+                raise DebuggerError(f"set {{{ctype}}}: the types are char, short, int and long")
+            size = sizes[ctype]
             addr = self.resolve(m2.group(2).lstrip("*") if m2 else lhs[1:])
-            b.write_mem(addr, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
+            value = _fit(value, 8 * size, f"a {size}-byte store")
+            b.write_mem(addr, value.to_bytes(size, "little"))
+            self._flush_output()  # a store to the UART data register is output
         else:
             try:
+                value = _fit(value, 64, lhs)
                 b.write_sysreg(lhs.upper().lstrip("$"), value)
             except (KeyError, ValueError, BoardError):
                 raise DebuggerError(f"cannot set {lhs}: not a register, pstate.FIELD, SYSREG or *ADDR") from None
         self.new_history()
         return f"{escape(lhs)} = {value:#x}"
 
+    @staticmethod
+    def checked_pstate(ps: PState) -> PState:
+        """A PSTATE the user may set: an AArch64 mode the board models."""
+        if ps.nrw:
+            raise DebuggerError("PSTATE.nRW=1 is AArch32 state, which the board does not model")
+        if ps.el == 0 and ps.sp:
+            raise DebuggerError("EL0 has only SP_EL0: PSTATE.SP must be 0 at EL0 (M[3:0]=0b0001 is reserved)")
+        return ps
+
     def inject(self, kind: str) -> str:
-        b = self._need()
+        b = self._need_running()
         if kind not in ("irq", "fiq", "serror"):
             raise DebuggerError("inject irq|fiq|serror")
         b.inject(kind, at_icount=b.icount)
         self.new_history()
-        return f"{kind} pending (taken before the next instruction if unmasked)"
+        # what the routing and masking rules say now (the board applies the same ones)
+        etype = ExceptionType[kind.upper()]
+        ps, ctx = b.pstate(), b.sysctx()
+        target = route_async(etype, ps.el, ctx)
+        if not async_masked(etype, target, ps, ctx):
+            return f"{kind} pending, routed to EL{target}: taken before the next instruction"
+        mask = {"irq": "I", "fiq": "F", "serror": "A"}[kind]
+        why = f"its target EL{target} is below EL{ps.el}" if target < ps.el else f"PSTATE.{mask}=1"
+        return (f"{kind} pending, routed to EL{target} and masked ({why}): taken at the first instruction "
+                "boundary where it is not")
 
     def new_history(self) -> None:
         """A change made from outside cannot be replayed: the history starts here."""
         b = self._need()
         self._checkpoints = [b.save_state()]
+        self._shown = min(self._shown, len(b.uart))  # output from here on is new
 
     def _eval(self, expr: str) -> int:
         expr = expr.strip()
@@ -777,19 +915,31 @@ class Debugger:
             return _int(expr)
         except ValueError:
             pass
-        m = re.fullmatch(r"(?i)\$?x(\d+)", expr)
-        if m:
-            return self._need().reg(int(m.group(1)))
+        if re.fullmatch(r"(?i)\$?[xw]\d+", expr):
+            return self._core_reg(expr)
         return self.resolve(expr)
 
     # ------------------------------------------------------------------ the dispatcher
 
     def execute(self, line: str) -> str:
-        """Run one command line; returns what to print (rich markup). Raises DebuggerError."""
+        """Run one command line; returns what to print (rich markup). Any failure is a
+        DebuggerError of one line, and the session goes on."""
+        try:
+            return self._execute(line)
+        except DebuggerError as e:
+            raise DebuggerError(" ".join(str(e).split("\n")[0].split())) from None
+        except BoardError as e:
+            raise DebuggerError(str(e).splitlines()[0] if str(e) else "the board refused") from None
+        except RecursionError:
+            raise DebuggerError("too deeply nested") from None
+        except Exception as e:  # a bug: say so in one line and keep the session
+            raise DebuggerError(f"internal error ({type(e).__name__}: {e}); the session goes on") from e
+
+    def _execute(self, line: str) -> str:
         line = line.strip()
         if not line or line.startswith("#"):
             return ""
-        m = re.match(r"(\S+?)(/\S+)?(?:\s+(.*))?$", line)
+        m = re.fullmatch(r"(\S+?)(/\S+)?(?:\s+(.*))?", line, re.S)
         assert m is not None
         word, fmt, rest = m.group(1), m.group(2), (m.group(3) or "").strip()
         cmd = ALIASES.get(word, word)
@@ -810,26 +960,31 @@ class Debugger:
             n = _int(rest)
         except ValueError:
             raise DebuggerError(f"not a count: {rest}") from None
-        if n < 1:
-            raise DebuggerError("count must be >= 1")
+        if not 1 <= n <= MAX_COUNT:
+            raise DebuggerError(f"count must be 1..{MAX_COUNT:,} (continue or until run further)")
         return n
 
     def _cmd_stepi(self, rest: str) -> str:
         return self.show_stop(self.stepi(self._count(rest)))
 
     def _cmd_step(self, rest: str) -> str:
-        st = None
-        for _ in range(self._count(rest)):
-            st = self.step_line()
-            if st.reason != "step":
-                break
-        return self.show_stop(st)
+        return self._lines(rest, self.step_line, "step")
 
     def _cmd_next(self, rest: str) -> str:
+        return self._lines(rest, self.next_line, "next")
+
+    def _lines(self, rest: str, one: Callable[[int], Stop], what: str) -> str:
+        """`step N` / `next N`: N lines within MAX_STEP_INSNS instructions in all."""
+        n = self._count(rest)
+        b = self._need_running()
+        end = b.icount + MAX_STEP_INSNS
         st = None
-        for _ in range(self._count(rest)):
-            st = self.next_line()
-            if st.reason != "next":
+        for _ in range(n):
+            if b.icount >= end:
+                st = Stop("limit", f"{what}: no stop within {MAX_STEP_INSNS:,} instructions")
+                break
+            st = one(end - b.icount)
+            if st.reason != what:
                 break
         return self.show_stop(st)
 
@@ -873,7 +1028,7 @@ class Debugger:
                 "watchpoints": "breakpoints"}.get(parts[0], parts[0])
         if "registers".startswith(what):
             if len(parts) > 1:
-                return self.info_sysregs(parts[1]) if parts[1].lower() not in ("pstate", "cpsr") else self.info_pstate()
+                return "\n".join(self.info_register(name) for name in parts[1:])
             return self.info_registers()
         if "pstate".startswith(what):
             return self.info_pstate()
@@ -925,34 +1080,45 @@ class Debugger:
                 del args[i : i + 2]
             if len(args) != 1:
                 raise DebuggerError("load scenario NAME [--variant V]")
-            return self.load_scenario(args[0], variant)
+            name = args[0]
+            return self._remember(lambda: self.load_scenario(name, variant))
         if len(args) == 1:
-            return self.load_program(args[0])
+            path = args[0]
+            return self._remember(lambda: self.load_program(path))
         raise DebuggerError("load scenario NAME [--variant V] | load PROGRAM")
 
     def _cmd_run(self, rest: str) -> str:
-        if rest:
-            self.load_program(rest.strip())
-        else:
-            self._need()
-        return self.show_stop(self.cont())
+        """gdb's run: start the program (PROGRAM, or the loaded target again) and continue."""
+        path = rest.strip()
+        loaded = self._remember(lambda: self.load_program(path)) if path else self.restart()
+        started = f"starting {self.target}"
+        if self.output is not None:
+            self.output(f"{started}\n".encode())  # before the program's output, as gdb's "Starting program"
+            return self.show_stop(self.cont())
+        return loaded.split("\n", 1)[0] + "\n" + self.show_stop(self.cont())
 
     def _cmd_source(self, rest: str) -> str:
         path = Path(rest.strip())
+        if self._source_depth >= MAX_SOURCE_DEPTH:
+            raise DebuggerError(f"source: nested more than {MAX_SOURCE_DEPTH} deep")
         try:
-            lines = path.read_text().splitlines()
-        except OSError:
-            raise DebuggerError(f"source: cannot read {rest.strip()}") from None
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError as e:
+            raise DebuggerError(f"source: cannot read {rest.strip()}: {e.strerror or e}") from None
         out = []
-        for n, line in enumerate(lines, 1):
-            try:
-                res = self.execute(line)
-            except DebuggerError as e:
-                raise DebuggerError(f"{path}:{n}: {e}") from None
-            if res:
-                out.append(res)
-            if self.done:
-                break
+        self._source_depth += 1
+        try:
+            for n, line in enumerate(lines, 1):
+                try:
+                    res = self.execute(line)
+                except DebuggerError as e:
+                    raise DebuggerError(f"{path}:{n}: {e}") from None
+                if res:
+                    out.append(res)
+                if self.done:
+                    break
+        finally:
+            self._source_depth -= 1
         return "\n".join(out)
 
     def _cmd_help(self, rest: str) -> str:
@@ -966,6 +1132,13 @@ class Debugger:
 def _int(text: str) -> int:
     text = text.strip().replace("_", "")
     return int(text, 0)
+
+
+def _fit(value: int, bits: int, what: str) -> int:
+    """`value` as `bits` bits (a negative one in two's complement); refused if it does not fit."""
+    if not -(1 << (bits - 1)) <= value < 1 << bits:
+        raise DebuggerError(f"{value:#x} does not fit in the {bits} bits of {what}")
+    return value & ((1 << bits) - 1)
 
 
 def _sysreg_note(name: str, v: int) -> str:
@@ -1009,7 +1182,7 @@ COMMANDS = {
     "reverse-stepi": "reverse-stepi [N]: back N instructions (rsi)",
     "reverse-continue": "reverse-continue: back to the previous stop of a breakpoint/watchpoint/catchpoint (rc)",
     "load": "load scenario NAME [--variant V] | load PROGRAM",
-    "run": "run [PROGRAM]: load PROGRAM (.S, ELF, binary) and continue",
+    "run": "run [PROGRAM]: start PROGRAM (.S, ELF, binary), or the loaded target again from the start, and continue",
     "source": "source FILE: run the commands in FILE",
     "help": "help: this list (h)",
     "quit": "quit (q)",

@@ -5,7 +5,9 @@ harness/asm/elf.py) and prints the gdb command line that loads it and connects. 
 temporary directory of its own, removed when the server ends (it works for an installed package,
 two servers never share one, and no stale copy outlives the assembly it describes); `--elf FILE`
 writes it there instead and keeps it. A program that is already an ELF is given to gdb as it is.
-Exit status: 0 after gdb kills the target, 2 for bad usage or a target that does not load.
+With `target remote` the server ends with the program (it powered off, or gdb killed it), as
+gdbserver does; with `target extended-remote` it stays, and gdb's `run` starts the program again.
+Exit status: 0 when the server ends, 2 for bad usage or a target that does not load.
 """
 
 from __future__ import annotations
@@ -20,15 +22,26 @@ import tempfile
 from pathlib import Path
 
 from harness.asm import AsmError
+from harness.debugger.cli import OneLineParser
 from harness.debugger.core import Debugger, DebuggerError
 from harness.debugger.gdbstub import GdbStub
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is not in 0..65535")
+    return port
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness gdbserver", description="GDB remote stub on 127.0.0.1.")
+    ap = OneLineParser(prog="python -m harness gdbserver", description="GDB remote stub on 127.0.0.1.")
     ap.add_argument("target", help="scenario id or a .S/ELF/binary program")
     ap.add_argument("--variant", help="code variant of the scenario (default v4.13)")
-    ap.add_argument("--port", type=int, default=1234, help="TCP port on 127.0.0.1 (0: any free port)")
+    ap.add_argument("--port", type=_port, default=1234, help="TCP port on 127.0.0.1 (0: any free port)")
     ap.add_argument("--elf", metavar="FILE", help="write the ELF for gdb here and keep it (default: a temporary directory)")
     args = ap.parse_args(argv)
     dbg = Debugger()
@@ -67,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             stub.serve(listener)
         except KeyboardInterrupt:
             pass
+        if stub.ended_by:
+            print(f"gdbserver: {stub.ended_by}; exiting", file=sys.stderr)
     finally:
         listener.close()
         if tmp is not None:

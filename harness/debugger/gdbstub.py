@@ -5,20 +5,29 @@ Registers: the org.gnu.gdb.aarch64.core feature (x0-x30, sp, pc, and a 32-bit cp
 PSTATE: NZCV, PAN, UAO, SS, IL, DAIF, EL, SPSel) plus org.pstate-harness.sysregs with the
 system registers the harness models. Breakpoints (Z0/Z1), write watchpoints (Z2, Z4: the
 board sees writes, not reads; Z3 is refused), s/c/vCont, bs/bc (reverse), qRcmd (`monitor
-pstate|sysregs|exceptions|<any debugger command>`), D, k, Ctrl-C. A malformed or oversized
-packet gets an error reply; the server never dies of it.
+pstate|sysregs|exceptions|exit|<any debugger command>`), D, k, Ctrl-C. The program's UART
+output reaches gdb's console as O packets while it runs. A malformed or oversized packet gets
+an error reply; the server never dies of it.
+
+One program run, as gdbserver: with `target remote`, once the program has ended (PSCI
+SYSTEM_OFF/RESET: the W00 reply) or gdb killed it, the server ends when that connection closes.
+With `target extended-remote` the server stays: `run` (vRun) starts the program again from
+reset, `kill` (vKill, k) ends it, `monitor exit` ends the server.
 """
 
 from __future__ import annotations
 
+import re
 import select
 import socket
+import traceback
 from collections.abc import Callable
 
 from rich.text import Text
 
 from harness.arch.pstate import PState
 from harness.debugger.core import Debugger, DebuggerError, Stop
+from harness.machine.board import BoardError
 
 MAX_PACKET = 0x4000  # what qSupported offers; longer packets are refused
 CORE_REGS = [f"x{i}" for i in range(31)] + ["sp", "pc", "cpsr"]
@@ -26,6 +35,8 @@ SYSREGS = ("HCR_EL2", "SCTLR_EL2", "SCTLR_EL1", "SPSR_EL2", "ELR_EL2", "ESR_EL2"
            "SPSR_EL1", "ELR_EL1", "ESR_EL1", "FAR_EL1", "VBAR_EL1", "TCR_EL2", "TTBR0_EL2", "TTBR1_EL2",
            "TCR_EL1", "TTBR0_EL1", "TTBR1_EL1", "VTTBR_EL2", "SP_EL0", "SP_EL1", "SP_EL2", "TPIDR_EL2")
 SIGTRAP, SIGINT = 5, 2
+MASK64 = (1 << 64) - 1
+O_CHUNK = 1024  # program output bytes per O packet
 
 
 def target_xml() -> str:
@@ -58,44 +69,59 @@ class GdbStub:
         self.ack = True
         self.buf = b""
         self.xml = target_xml().encode()
-        self.exited = False
+        self.extended = False  # gdb said `!` (target extended-remote) on this connection
+        self.killed = False  # gdb killed the program (k, vKill); `run` starts it again
+        self.ended_by: str | None = None  # why the server ends after this connection
         self._noack_next = False
         self._gdb_bps: set[int] = set()
+        dbg.output = self._program_output
+
+    @property
+    def alive(self) -> bool:
+        """A program to debug: loaded, not powered off, not killed."""
+        b = self.dbg.board
+        return b is not None and b.off is None and not self.killed
 
     # ------------------------------------------------------------------ transport
 
     def serve(self, listener: socket.socket) -> None:
-        """Serve connections until `k` (or a closed listener)."""
-        while True:
+        """Serve connections until the program run is over (see the module docstring), or
+        the listener is closed."""
+        while self.ended_by is None:
             try:
                 conn, addr = listener.accept()
             except OSError:
                 return  # the listener was closed
             self.log(f"gdb connected from {addr[0]}:{addr[1]}")
-            self.sock, self.ack, self.buf = conn, True, b""
+            self.sock, self.ack, self.buf, self.extended = conn, True, b"", False
             try:
-                if self._session() == "kill":
-                    return
+                self._session()
             finally:
                 conn.close()
+                self.sock = None
                 self.log("gdb disconnected")
+            if self.ended_by is None and not self.extended and not self.alive:
+                b = self.dbg.board
+                self.ended_by = f"the program ended ({b.off})" if b is not None and b.off else "the program was killed"
 
-    def _session(self) -> str:
-        while True:
+    def _session(self) -> None:
+        while self.ended_by is None:
             pkt = self._read_packet()
             if pkt is None:
-                return "closed"
+                return
             reply = self.handle(pkt)
             if reply is None:
-                return "kill" if pkt == b"k" else "closed"
-            self._send(reply)
+                return  # `k` outside extended mode: the connection closes (no reply)
+            if pkt != b"k":
+                self._send(reply)
             if self._noack_next:
                 self.ack, self._noack_next = False, False
             if pkt == b"D" or pkt.startswith(b"D;"):
-                return "detached"
+                return
 
     def _recv(self) -> bytes:
-        assert self.sock is not None
+        if self.sock is None:
+            return b""
         try:
             data = self.sock.recv(65536)
         except OSError:
@@ -133,7 +159,8 @@ class GdbStub:
             self.buf += data
 
     def _raw(self, data: bytes) -> None:
-        assert self.sock is not None
+        if self.sock is None:
+            return  # packets handled without a connection (tests, fuzzing)
         try:
             self.sock.sendall(data)
         except OSError:
@@ -145,8 +172,13 @@ class GdbStub:
 
     def _console(self, text: str) -> None:
         """gdb prints O packets on its console (used to say why a stop happened)."""
-        if text:
-            self._send(b"O" + text.encode().hex().encode())
+        self._program_output(text.encode())
+
+    def _program_output(self, data: bytes) -> None:
+        """Console output (the program's UART bytes, stop reasons) as O packets; gdb accepts
+        them while the target runs and before a qRcmd's final reply."""
+        for k in range(0, len(data), O_CHUNK):
+            self._send(b"O" + data[k : k + O_CHUNK].hex().encode())
 
     def _interrupted(self) -> bool:
         if self.sock is None:
@@ -167,39 +199,72 @@ class GdbStub:
         """The reply to one packet (None: close the connection)."""
         try:
             return self._dispatch(pkt.decode("latin-1"))
-        except (ValueError, IndexError, KeyError, DebuggerError) as e:
+        except (ValueError, IndexError, KeyError, DebuggerError, BoardError) as e:
             self.log(f"bad packet {pkt[:40]!r}: {e}")
             return b"E02"
+        except Exception as e:  # a bug: say so, answer, keep serving
+            self.log(f"internal error on packet {pkt[:40]!r}: {type(e).__name__}: {e}\n{traceback.format_exc()}")
+            return b"E03"
 
     def _dispatch(self, p: str) -> bytes | None:
-        d = self.dbg
-        b = d.board
         if p.startswith("qSupported"):
             return (f"PacketSize={MAX_PACKET:x};qXfer:features:read+;swbreak+;hwbreak+;ReverseStep+;"
                     "ReverseContinue+;QStartNoAckMode+;vContSupported+").encode()
         if p == "QStartNoAckMode":
             self._noack_next = True  # after this OK is sent (and acked)
             return b"OK"
-        if p.startswith("qXfer:features:read:target.xml:"):
-            off, length = (int(x, 16) for x in p.rsplit(":", 1)[1].split(","))
+        if p.startswith("qXfer:features:read:"):
+            annex, _, span = p[len("qXfer:features:read:"):].rpartition(":")
+            if annex != "target.xml":
+                return b"E00"  # the annex is invalid
+            off, length = (_hex(x) for x in span.split(","))
             chunk = self.xml[off : off + length]
             return (b"l" if off + length >= len(self.xml) else b"m") + chunk
-        if p.startswith("qXfer"):
-            return b"E00"
+        if p.startswith("qXfer:"):
+            return b""  # an object this stub does not offer (qSupported names the ones it does)
+        if p == "!":
+            self.extended = True
+            return b"OK"
         if p == "?":
-            return b"W00" if self.exited else b"T05thread:1;"
-        if p in ("qC",):
-            return b"QC1"
+            return b"T05thread:1;" if self.alive else b"W00"
+        if p == "qC":
+            return b"QC1" if self.alive else b"E01"
         if p == "qfThreadInfo":
-            return b"m1"
+            return b"m1" if self.alive else b"l"
         if p == "qsThreadInfo":
             return b"l"
-        if p == "qAttached":
+        if p.startswith("qAttached"):
             return b"1"
         if p.startswith("H") or p.startswith("T") or p == "qSymbol::":
             return b"OK"
-        if b is None:
-            return b"E03"
+        if p.startswith("vRun;"):
+            return self._run(p)
+        if p == "k" or p.startswith("vKill"):
+            self.killed = True
+            self.log("gdb killed the program")
+            if p == "k":
+                return b"" if self.extended else None  # k has no reply
+            return b"OK"
+        if p.startswith("qRcmd,"):
+            return self._monitor(bytes.fromhex(p[6:]).decode())
+        if p == "D" or p.startswith("D;"):
+            return b"OK"
+        if p == "vCont?":
+            return b"vCont;c;C;s;S"
+        if p.startswith("v"):
+            if not p.startswith("vCont;"):
+                return b""  # vMustReplyEmpty, vFile, ...: not supported
+        elif not p or p[0] not in "gGpPmMzZscb":
+            return b""  # unsupported: the empty reply
+        if not self.alive:
+            return b"E01"  # no process: `run` (extended-remote) starts one
+        return self._target_packet(p)
+
+    def _target_packet(self, p: str) -> bytes:
+        """Packets that need a running program."""
+        d = self.dbg
+        b = d.board
+        assert b is not None
         if p == "g":
             return self._all_regs().encode()
         if p.startswith("G"):
@@ -213,65 +278,84 @@ class GdbStub:
                 off += size
             return b"OK"
         if p.startswith("p"):
-            n = int(p[1:], 16)
-            return self._reg_hex(n).encode()
+            return self._reg_hex(_hex(p[1:])).encode()
         if p.startswith("P"):
-            n, v = p[1:].split("=")
-            size = 4 if int(n, 16) == 33 else 8
-            self._set_reg(int(n, 16), int.from_bytes(bytes.fromhex(v)[:size], "little"))
+            n_text, v = p[1:].split("=")
+            n = _hex(n_text)
+            size = 4 if n == 33 else 8
+            self._set_reg(n, int.from_bytes(bytes.fromhex(v)[:size], "little"))
             return b"OK"
         if p.startswith("m"):
-            addr, length = (int(x, 16) for x in p[1:].split(","))
+            addr, length = (_hex(x) for x in p[1:].split(","))
             if length > MAX_PACKET // 2:
                 return b"E01"
             try:
                 return b.read_mem(addr, length).hex().encode()
-            except Exception:
-                return b"E14"
+            except BoardError:
+                return b"E14"  # EFAULT, as gdbserver answers
         if p.startswith("M"):
             head, data = p[1:].split(":")
-            addr, length = (int(x, 16) for x in head.split(","))
+            addr, length = (_hex(x) for x in head.split(","))
             raw = bytes.fromhex(data)
             if len(raw) != length:
                 return b"E01"
             try:
-                b.write_mem(addr, raw)
-            except Exception:
+                b.write_mem(addr, raw)  # a store to the UART is output (sent with the next stop)
+            except BoardError:
                 return b"E14"
             d.new_history()
             return b"OK"
         if p[:2] in ("Z0", "Z1", "z0", "z1", "Z2", "z2", "Z3", "z3", "Z4", "z4"):
             return self._point(p)
-        if p == "vCont?":
-            return b"vCont;c;C;s;S"
         if p.startswith("vCont;"):
             action = p[6:].split(";")[0].split(":")[0]
+            if not action or action[0] not in "cCsS":
+                return b"E02"
             return self._resume("s" if action[0] in "sS" else "c")
         if p[0] in "sc":
             if len(p) > 1:
-                b.pc = int(p[1:], 16)
+                b.pc = _addr(p[1:])
             return self._resume(p[0])
         if p == "bs":
             return self._stop_reply(d.reverse_stepi(1))
         if p == "bc":
             return self._stop_reply(d.reverse_continue())
-        if p.startswith("qRcmd,"):
-            cmd = bytes.fromhex(p[6:]).decode()
-            alias = {"pstate": "info pstate", "sysregs": "info sysregs", "exceptions": "info exceptions"}
-            words = cmd.split(None, 1)
-            if words and words[0] in alias:
-                cmd = alias[words[0]] + (" " + words[1] if len(words) > 1 else "")
-            try:
-                out = Text.from_markup(d.execute(cmd)).plain
-            except DebuggerError as e:
-                out = f"error: {e}"
-            self._console(out + "\n")
+        return b""
+
+    def _run(self, p: str) -> bytes:
+        """vRun;PROGRAM[;ARG]...: start the program again from reset (an empty name: the one
+        loaded), or the program or scenario gdb names."""
+        args = [bytes.fromhex(a).decode() for a in p[5:].split(";")]
+        d = self.dbg
+        try:
+            if args[0]:
+                d.load(args[0])
+            else:
+                d.restart()
+        except DebuggerError as e:
+            self.log(f"run: {e}")
+            self._console(f"run: {e}\n")
+            return b"E01"
+        self.killed = False
+        self._gdb_bps.clear()  # gdb inserts its breakpoints again
+        self.log(f"started {d.target}")
+        return b"T05thread:1;"
+
+    def _monitor(self, cmd: str) -> bytes:
+        if cmd.strip() in ("exit", "quit"):
+            self.ended_by = "monitor exit"
+            self._console("gdbserver exits\n")
             return b"OK"
-        if p == "D" or p.startswith("D;"):
-            return b"OK"
-        if p == "k":
-            return None
-        return b""  # unsupported: the empty reply
+        alias = {"pstate": "info pstate", "sysregs": "info sysregs", "exceptions": "info exceptions"}
+        words = cmd.split(None, 1)
+        if words and words[0] in alias:
+            cmd = alias[words[0]] + (" " + words[1] if len(words) > 1 else "")
+        try:
+            out = Text.from_markup(self.dbg.execute(cmd)).plain
+        except DebuggerError as e:
+            out = f"error: {e}"
+        self._console(out + "\n")
+        return b"OK"
 
     # ------------------------------------------------------------------ execution
 
@@ -292,8 +376,7 @@ class GdbStub:
         if lines:
             self._console("\n".join(lines) + "\n")
         if st.reason in ("poweroff", "reset"):
-            self.exited = True
-            return b"W00"
+            return b"W00"  # the process exited with status 0
         if st.reason == "history-start":
             return b"T05replaylog:begin;thread:1;"
         if st.reason == "interrupt":
@@ -308,21 +391,24 @@ class GdbStub:
         return f"T05{extra}thread:1;".encode()
 
     def _point(self, p: str) -> bytes:
+        """Ztype,addr,kind[;cond...] and ztype,addr,kind."""
         d = self.dbg
         kind = p[1]
-        addr = int(p[3:].split(",")[0], 16)
+        fields = p[3:].split(";")[0].split(",")
+        if p[2:3] != "," or len(fields) != 2:
+            raise ValueError("breakpoint packets are Ztype,addr,kind")
+        addr, length = _addr(fields[0]), _hex(fields[1])
         insert = p[0] == "Z"
         if kind in "01":
             if insert:
+                d.add_breakpoint(hex(addr))  # the board checks the address
                 self._gdb_bps.add(addr)
-                d.add_breakpoint(hex(addr))
             else:
                 self._gdb_bps.discard(addr)
                 d.delete_at(addr, "break")
             return b"OK"
         if kind == "3":
             return b""  # read watchpoints: the board hooks writes only
-        length = int(p[3:].split(",")[1], 16)
         if insert:
             d.add_watch(f"*{addr:#x} {length}")
         else:
@@ -352,7 +438,7 @@ class GdbStub:
             return 0, 8
 
     def _reg_hex(self, n: int) -> str:
-        if n >= 34 + len(SYSREGS):
+        if not 0 <= n < 34 + len(SYSREGS):
             raise ValueError(f"no register {n}")
         v, size = self._reg_value(n)
         return v.to_bytes(size, "little").hex()
@@ -363,6 +449,8 @@ class GdbStub:
     def _set_reg(self, n: int, v: int) -> None:
         b = self.dbg.board
         assert b is not None
+        if n < 0:
+            raise ValueError(f"no register {n}")
         if n < 31:
             b.set_reg(n, v)
         elif n == 31:
@@ -370,12 +458,26 @@ class GdbStub:
         elif n == 32:
             b.pc = v
         elif n == 33:
-            b.set_pstate(PState.from_bits(v))
-        elif n < 34 + len(SYSREGS):
+            b.set_pstate(self.dbg.checked_pstate(PState.from_bits(v)))
+        elif 34 <= n < 34 + len(SYSREGS):
             b.write_sysreg(SYSREGS[n - 34], v)
         else:
             raise ValueError(f"no register {n}")
         self.dbg.new_history()
+
+
+def _hex(text: str) -> int:
+    """A hex field of a packet (digits only, as the protocol writes them)."""
+    if not re.fullmatch(r"[0-9a-fA-F]{1,32}", text):
+        raise ValueError(f"not a hex number: {text[:24]!r}")
+    return int(text, 16)
+
+
+def _addr(text: str) -> int:
+    v = _hex(text)
+    if v > MASK64:
+        raise ValueError(f"{text} is not a 64-bit address")
+    return v
 
 
 def _unescape(body: bytes) -> bytes:
