@@ -23,26 +23,7 @@ from harness.machine.board import UART_BASE
 from harness.trace.events import ExceptionEntry
 
 ROOT = Path(__file__).resolve().parents[1]
-HELLO = r"""
-    .text
-    .global _start
-_start:
-    ldr     x1, =0x09000000
-    adr     x2, msg
-next:
-    ldrb    w3, [x2], #1
-    cbz     w3, done
-    strb    w3, [x1]
-    b       next
-done:
-    bl      leaf
-    ldr     x0, =0x84000008
-    smc     #0
-leaf:
-    ret
-msg:
-    .asciz "hello, world\n"
-"""
+HELLO = ROOT / "tests/data/debug/hello.S"  # prints "hello, world", calls leaf, powers off
 needs_gdb = pytest.mark.skipif(shutil.which("gdb-multiarch") is None, reason="gdb-multiarch not installed")
 
 
@@ -51,10 +32,8 @@ def plain(markup: str) -> str:
 
 
 @pytest.fixture
-def hello(tmp_path: Path) -> Path:
-    p = tmp_path / "hello.S"
-    p.write_text(HELLO)
-    return p
+def hello() -> Path:
+    return HELLO
 
 
 @pytest.fixture

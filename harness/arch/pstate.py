@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from functools import lru_cache
 
 # Bit positions in SPSR (and in Unicorn's UC_ARM64_REG_PSTATE, which uses the same layout).
 _BITS = {
@@ -41,8 +42,7 @@ class PState:
 
     @classmethod
     def from_bits(cls, value: int) -> PState:
-        kw = {name: (value >> bit) & 1 for name, bit in _BITS.items()}
-        return cls(el=(value >> 2) & 3, sp=value & 1, **kw)
+        return _from_bits(cls, value)
 
     def to_bits(self) -> int:
         value = (self.el & 3) << 2 | (self.sp & 1)
@@ -78,3 +78,11 @@ class PState:
             for f in fields(self)
             if getattr(self, f.name) != getattr(other, f.name)
         }
+
+
+@lru_cache(maxsize=4096)
+def _from_bits(cls: type[PState], value: int) -> PState:
+    # PState is immutable and a program visits few distinct values: single-stepping decodes
+    # the same few again and again
+    kw = {name: (value >> bit) & 1 for name, bit in _BITS.items()}
+    return cls(el=(value >> 2) & 3, sp=value & 1, **kw)

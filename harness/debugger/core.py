@@ -10,6 +10,7 @@ native speed with every stop condition off (the board is deterministic). A chang
 
 from __future__ import annotations
 
+import gc
 import re
 import shlex
 from collections.abc import Callable
@@ -35,6 +36,7 @@ MAX_CONTINUE = 2_000_000_000
 MAX_EXAMINE = 0x10000  # bytes `x` shows at once
 MAX_DISASSEMBLE = 4096  # instructions `disassemble` shows at once
 MAX_SOURCE_DEPTH = 8  # `source` inside `source`
+MAX_SOURCE_BYTES = 1 << 20
 PSTATE_FIELDS = ("el", "sp", "n", "z", "c", "v", "d", "a", "i", "f", "pan", "uao", "ss", "il")
 SYSREG_GROUPS = {
     "el2": ("HCR_EL2", "SCTLR_EL2", "VBAR_EL2", "ELR_EL2", "SPSR_EL2", "ESR_EL2", "FAR_EL2", "TCR_EL2",
@@ -161,7 +163,12 @@ class Debugger:
         return self._reload()
 
     def _attach(self, board: Board, what: str) -> str:
-        self.board = board
+        old, self.board = self.board, board
+        if old is not None:
+            # Board and Unicorn hooks form a cycle: collect it now, or each load keeps ~1.4 GB
+            # of address space reserved until Python's collector happens to run.
+            del old
+            gc.collect()
         self.target = what
         for bp in self._breakpoints.values():
             board.add_breakpoint(bp.addr)
@@ -357,18 +364,31 @@ class Debugger:
 
     def _step_until(self, done: Callable[[], bool], limit: int, what: str) -> Stop:
         """Single-step until done() (or a stop condition); `what` names the command."""
-        b = self._need()
+        b = self._need_running()
         start = len(b.events)
         bps = self._bp_addrs()
-        for k in range(limit):
-            st = self.stepi(1)
-            if st.reason != "step":
-                st.exceptions = [e for e in b.events[start:] if isinstance(e, ev.ExceptionEntry | ev.ExceptionReturn)]
-                return st
-            if done():
-                return self._stop_from(what, "", start)
-            if k and b.pc in bps:
-                return self._breakpoint_stop(start)
+        flags = self._flag_watch()
+        b.stop_on_event = self._stop_condition
+        try:
+            for k in range(limit):
+                self._checkpoint()
+                before = b.pstate() if flags else None
+                res = b.step(1)
+                if res is not None:
+                    return self._stop_from(res.status, res.message, start)
+                if before is not None:
+                    changed = self._flag_change(flags, before, b.pstate())
+                    if changed is not None:
+                        changed[0].hits += 1
+                        return self._stop_from("watch", changed[1], start)
+                if done():
+                    return self._stop_from(what, "", start)
+                if k and b.pc in bps:
+                    return self._breakpoint_stop(start)
+                if k % 256 == 255 and self.interrupt():
+                    return self._stop_from("interrupt", "interrupted", start)
+        finally:
+            b.stop_on_event = None
         return self._stop_from("limit", f"{what}: no stop within {limit:,} instructions", start)
 
     def _run_to(self, addr: int, what: str, el: int | None = None) -> Stop:
@@ -1101,6 +1121,9 @@ class Debugger:
         path = Path(rest.strip())
         if self._source_depth >= MAX_SOURCE_DEPTH:
             raise DebuggerError(f"source: nested more than {MAX_SOURCE_DEPTH} deep")
+        if not path.is_file() or path.stat().st_size > MAX_SOURCE_BYTES:
+            what = "not a file" if not path.is_file() else f"larger than {MAX_SOURCE_BYTES:,} bytes"
+            raise DebuggerError(f"source: cannot read {rest.strip()}: {what}")
         try:
             lines = path.read_text(errors="replace").splitlines()
         except OSError as e:

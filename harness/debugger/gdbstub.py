@@ -93,16 +93,18 @@ class GdbStub:
             except OSError:
                 return  # the listener was closed
             self.log(f"gdb connected from {addr[0]}:{addr[1]}")
+            # no Nagle: the ack and the reply are two small writes, and gdb waits for both
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.sock, self.ack, self.buf, self.extended = conn, True, b"", False
             try:
                 self._session()
             finally:
+                if self.ended_by is None and not self.extended and not self.alive:
+                    b = self.dbg.board
+                    self.ended_by = f"the program ended ({b.off})" if b is not None and b.off else "the program was killed"
                 conn.close()
                 self.sock = None
                 self.log("gdb disconnected")
-            if self.ended_by is None and not self.extended and not self.alive:
-                b = self.dbg.board
-                self.ended_by = f"the program ended ({b.off})" if b is not None and b.off else "the program was killed"
 
     def _session(self) -> None:
         while self.ended_by is None:
