@@ -24,8 +24,9 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 # pytest exits 5 when a marker selects nothing; that is not a failure here.
+# PSTATE_FUZZ_SLOW=1: the fuzz suites run their long form (tests/fuzzkit.py, examples()).
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow; s=$$?; [ $$s -eq 5 ] && exit 0 || exit $$s
+	PSTATE_FUZZ_SLOW=1 $(PY) -m pytest -q -m slow; s=$$?; [ $$s -eq 5 ] && exit 0 || exit $$s
 
 bench: $(STAMP)
 	$(PY) bench/bench_board.py
