@@ -160,25 +160,27 @@ class _Conn:
                 raise AssertionError(f"no reply within {timeout:.0f} s (have {self.data[-80:]!r})")
 
 
-_STOP = re.compile(rb"[TS][0-9a-f]{2}.*|W[0-9a-f]{2}|E[0-9a-f]{2}")
-_SHAPES = {  # the first character of the packet -> what a reply to it may be
-    "?": _STOP, "s": _STOP, "c": _STOP, "b": re.compile(rb"|" + _STOP.pattern), "v": None,
-    "m": re.compile(rb"([0-9a-f]{2})*|E[0-9a-f]{2}"), "g": re.compile(rb"([0-9a-f]{2})+|E[0-9a-f]{2}"),
-    "p": re.compile(rb"([0-9a-f]{2})+|E[0-9a-f]{2}"),
-    "M": re.compile(rb"OK|E[0-9a-f]{2}|"), "G": re.compile(rb"OK|E[0-9a-f]{2}|"),
-    "P": re.compile(rb"OK|E[0-9a-f]{2}|"), "Z": re.compile(rb"OK|E[0-9a-f]{2}|"),
-    "z": re.compile(rb"OK|E[0-9a-f]{2}|"),
-}
+_STOP = re.compile(rb"[TS][0-9a-f]{2}.*|W[0-9a-f]{2}")
+_ERR = rb"E[0-9a-f]{2}"
+# (packet, the replies it may get): a stop reply, hex, OK, an error, or the empty reply
+# (unsupported); a packet that matches none of these forms may get any printable reply
+_SHAPES = [
+    (r"\?", _STOP.pattern),
+    (r"[sc][0-9a-fA-F]*", _STOP.pattern + b"|" + _ERR),
+    (r"b[sc]|vCont;.*|vRun;.*", _STOP.pattern + b"|" + _ERR + b"|"),
+    (r"g", rb"([0-9a-f]{2})+|" + _ERR),
+    (r"[mp].*", rb"([0-9a-f]{2})*|" + _ERR),
+    (r"[MGPZz].*", rb"OK|" + _ERR + b"|"),
+    (r"qRcmd,.*", rb"OK|" + _ERR),
+]
 
 
 def _check_shape(pkt: str, reply: bytes) -> None:
     assert all(32 <= c < 127 for c in reply), f"{pkt[:40]!r}: a reply with unprintable bytes {reply[:40]!r}"
-    if pkt.startswith("qRcmd,"):
-        assert re.fullmatch(rb"OK|E[0-9a-f]{2}", reply), f"{pkt[:40]!r} -> {reply[:40]!r}"
-    elif pkt.startswith("vCont;") or pkt.startswith("vRun;"):
-        assert _STOP.fullmatch(reply) or reply == b"", f"{pkt[:40]!r} -> {reply[:40]!r}"
-    elif pkt[:1] in _SHAPES and _SHAPES[pkt[:1]] is not None:
-        assert _SHAPES[pkt[:1]].fullmatch(reply), f"{pkt[:40]!r} -> {reply[:60]!r}"
+    for form, shape in _SHAPES:
+        if re.fullmatch(form, pkt, re.S):
+            assert re.fullmatch(shape, reply), f"{pkt[:40]!r} -> {reply[:60]!r}"
+            return
 
 
 def _serve(target: str, variant: str | None):
