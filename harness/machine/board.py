@@ -128,6 +128,7 @@ class _Injection:
     at_icount: int | None = None
     at_addr: int | None = None
     armed: bool = False  # reached its trigger, waiting until unmasked
+    note: str = ""  # copied into the ExceptionEntry event, to tell this injection from others
 
 
 @dataclass
@@ -324,13 +325,15 @@ class Board:
         finally:
             self._store_in_hook = None
 
-    def inject(self, kind: str | ExceptionType, *, at_icount: int | None = None, at: int | str | None = None) -> None:
+    def inject(self, kind: str | ExceptionType, *, at_icount: int | None = None, at: int | str | None = None,
+               note: str = "") -> None:
         """Make IRQ/FIQ/SError pending at the instruction boundary where the count reaches
         `at_icount` (the current count: this boundary), or where execution reaches address or
         label `at` (before that instruction). It is taken at that boundary when the masking and
         routing rules (route_async, async_masked) let it, else at the first later boundary
         where they do (after an MSR DAIF*, an ERET, or a change the user made): before
-        instruction N+1 for a boundary N, in `run` and `step` alike."""
+        instruction N+1 for a boundary N, in `run` and `step` alike. `note` goes into the
+        ExceptionEntry event of its entry (to tell this injection from others)."""
         if isinstance(kind, str):
             try:
                 kind = {"irq": ExceptionType.IRQ, "fiq": ExceptionType.FIQ, "serror": ExceptionType.SERROR}[kind.lower()]
@@ -339,7 +342,7 @@ class Board:
         if (at_icount is None) == (at is None):
             raise BoardError("inject needs exactly one of an instruction count or a location")
         self._refuse_if_off("inject")
-        inj = _Injection(kind)
+        inj = _Injection(kind, note=note)
         if at is not None:
             inj.at_addr = self.check_code_addr(self.resolve(at) if isinstance(at, str) else at, "injection point")
             self._hook_addr(inj.at_addr)
@@ -976,7 +979,7 @@ class Board:
                 self._halt("unhandled", f"{name} at {self.location(self.pc)} is routed to EL3, where only PSCI firmware runs")
                 return False
             esr = syndrome.syn_serror() if inj.kind is ExceptionType.SERROR else None
-            self._take(inj.kind, target, esr, None, self.pc, name)
+            self._take(inj.kind, target, esr, None, self.pc, name, inj.note)
             return True
         return False
 
