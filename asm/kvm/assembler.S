@@ -53,6 +53,7 @@
     .equ    ARM_EXCEPTION_IRQ,          0
     .equ    ARM_EXCEPTION_EL1_SERROR,   1
     .equ    ARM_EXCEPTION_TRAP,         2
+    .equ    ARM_EXIT_WITH_SERROR_BIT,   31      // an SError taken in __guest_exit's window
 
 // ---- kvm_arm.h: HCR_EL2 of a guest (HCR_GUEST_FLAGS; facts §6), the vgic's IMO|FMO
     .equ    HCR_IMO,            (1 << 4)

@@ -56,11 +56,26 @@ __guest_exit:
     save_callee_saved_regs x1               // Store the guest regs x19-x29, lr
     ldr     x2, [sp], #16                   // Restore the host_ctxt from the stack
     restore_callee_saved_regs x2            // Now restore the host regs
-    // A pending asynchronous abort of the guest shows itself in a one-instruction window.
-    dsb     sy
+    // A pending asynchronous abort of the guest shows itself now: keep the exit's syndrome
+    // registers and code, since an SError taken below overwrites them (el2_error).
+    mrs     x2, elr_el2
+    mrs     x3, esr_el2
+    mrs     x4, spsr_el2
+    mov     x5, x0
+    dsb     sy                              // Synchronize against in-flight ld/st
     msr     daifclr, #4                     // Unmask aborts
+    // The single-instruction window: a pending SError is taken at the earliest here, at the
+    // latest just after the ISB; el2_error survives it only here.
 abort_guest_exit_start:
     isb
 abort_guest_exit_end:
+    // el2_error set ARM_EXIT_WITH_SERROR_BIT in x0: put back the exit's ELR/ESR/SPSR_EL2 and
+    // merge the exit code with the SError bit.
+    tbz     x0, #ARM_EXIT_WITH_SERROR_BIT, 1f
+    msr     elr_el2, x2
+    msr     esr_el2, x3
+    msr     spsr_el2, x4
+    orr     x0, x0, x5
+1:
 __guest_exit_end:
     ret

@@ -46,6 +46,19 @@ el1_error:
     mov     x0, #ARM_EXCEPTION_EL1_SERROR
     b       __guest_exit
 
+// el2_error: an SError taken at EL2. Survivable only in __guest_exit's window (ELR_EL2 at
+// abort_guest_exit_start or _end): x0 becomes the SError bit and the exit path goes on; from
+// anywhere else it is a bug: panic.
+el2_error:
+    mrs     x0, elr_el2
+    adr     x1, abort_guest_exit_start
+    cmp     x0, x1
+    adr     x1, abort_guest_exit_end
+    ccmp    x0, x1, #4, ne                  // Z set when ELR is either end of the window
+    b.ne    hyp_panic
+    mov     x0, #(1 << ARM_EXIT_WITH_SERROR_BIT)
+    eret
+
 // el2_sync: an abort in hyp code itself. v4.13 panics here (el2h_sync_invalid); the model
 // looks the fault up in the hyp exception table so the harness's EL2 probes can report it.
 el2_sync:
@@ -79,7 +92,7 @@ __kvm_hyp_vector:
     ventry  el2_sync                        // Synchronous EL2h
     ventry  hyp_panic                       // IRQ EL2h
     ventry  hyp_panic                       // FIQ EL2h
-    ventry  hyp_panic                       // Error EL2h
+    ventry  el2_error                       // Error EL2h
     ventry  el1_sync                        // Synchronous 64-bit EL1
     ventry  el1_irq                         // IRQ 64-bit EL1
     ventry  hyp_panic                       // FIQ 64-bit EL1
