@@ -358,10 +358,11 @@ def _verdict(c: Claim, evidence: list[tuple[ScenarioRun, bool, dict, dict]]) -> 
     return out
 
 
-def conditions_for(held: list[dict], failed: list[dict]) -> list[str]:
+def conditions_for(held: list[dict], failed: list[dict], max_axes: int = 2) -> list[str]:
     """The axis values under which the claim holds, as alternatives (OR): one axis if one
-    separates held from failed evidence, else a pair of axes, else 'see evidence'. `held` and
-    `failed` are the axes of each piece of evidence (Scenario.axes(), an event's first)."""
+    separates held from failed evidence, else a pair of axes, else (max_axes=3, explore's
+    invariants) a triple, else 'see evidence'. `held` and `failed` are the axes of each piece of
+    evidence (Scenario.axes(), an event's first)."""
     axes = list(held[0])
 
     def vals(group: list[dict], a: str) -> set:
@@ -382,7 +383,22 @@ def conditions_for(held: list[dict], failed: list[dict]) -> list[str]:
             else:
                 out += [f"{a}={va} and {b}={vb}" for vb in sorted({p[1] for p in hold_pairs if p[0] == va}, key=str)]
         return out
+    if max_axes >= 3:
+        for combo in itertools.combinations(axes, 3):
+            hold_t = {tuple(x.get(a) for a in combo) for x in held}
+            fail_t = {tuple(x.get(a) for a in combo) for x in failed}
+            if not hold_t & fail_t:
+                return sorted({_fewest(combo, t, fail_t) for t in hold_t})
     return _cover(held, failed, axes) or ["no one or two axes separate them: see the evidence"]
+
+
+def _fewest(combo: tuple[str, ...], t: tuple, fail_t: set[tuple]) -> str:
+    """The fewest of `combo`'s axes, at t's values, that no failed tuple matches."""
+    for k in range(1, len(combo) + 1):
+        for idx in itertools.combinations(range(len(combo)), k):
+            if not any(all(f[i] == t[i] for i in idx) for f in fail_t):
+                return " and ".join(f"{combo[i]}={t[i]}" for i in idx)
+    return " and ".join(f"{a}={v}" for a, v in zip(combo, t, strict=True))
 
 
 def _cover(held: list[dict], failed: list[dict], axes: list[str]) -> list[str]:

@@ -69,20 +69,37 @@ class _Booted:
         for off, data in config_bytes(scenario.config_values()).items():
             self.board.write_mem(self.config_addr + off, data)
 
-    def run(self, scenario: Scenario) -> ScenarioRun:
+    def start(self, scenario: Scenario) -> Board:
+        """The board at host_main, configured for `scenario` (its exit interrupt scheduled)."""
         b = self.board
         b.restore_state(self.state)
         self._write_config(scenario)
         if scenario.exit in ("irq", "serror"):
             b.inject(scenario.exit, at=scenario.irq_point)
+        return b
+
+    def exit_code(self) -> int:
+        """What __kvm_vcpu_run returned to the host (-1 until the host stored it)."""
+        return int.from_bytes(self.board.read_mem(self.image.addr_of("kvm_exit_code"), 8), "little", signed=True)
+
+    def run(self, scenario: Scenario) -> ScenarioRun:
+        b = self.start(scenario)
         t0 = time.perf_counter()
         r = b.run(MAX_INSNS)
         seconds = time.perf_counter() - t0
         events = list(b.events)
-        exit_code = int.from_bytes(b.read_mem(self.image.addr_of("kvm_exit_code"), 8), "little", signed=True)
+        exit_code = self.exit_code()
         obs = observe(scenario, events, self.labels, b.location, exit_code, has_pan=b.features.has_pan)
         message = r.message if r.status == "poweroff" else f"{r.message} at {b.location(r.pc)}"
         return ScenarioRun(scenario, r.status, message, r.icount, events, obs, seconds, self.labels)
+
+
+def booted_for(cache: dict[tuple, _Booted], scenario: Scenario, quirks: tuple[str, ...] = ()) -> _Booted:
+    """The shared boot of a scenario's (variant, CPU, VHE), made on first use."""
+    key = (scenario.variant, scenario.diff, scenario.cpu, scenario.vhe, quirks)
+    if key not in cache:
+        cache[key] = _Booted(scenario, quirks)
+    return cache[key]
 
 
 def run_scenarios(
@@ -95,10 +112,7 @@ def run_scenarios(
     booted: dict[tuple, _Booted] = {}
     out = []
     for sc in scenarios:
-        key = (sc.variant, sc.diff, sc.cpu, sc.vhe)
-        if key not in booted:
-            booted[key] = _Booted(sc, quirks)
-        run = booted[key].run(sc)
+        run = booted_for(booted, sc, quirks).run(sc)
         out.append(run)
         if progress is not None:
             progress(run)

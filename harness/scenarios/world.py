@@ -51,6 +51,7 @@ HOST_PROBES = ("probe_ldr_user", "probe_uaccess_user", "probe_uaccess_kernel")
 HYP_PROBES = ("probe_hyp_pan1", "probe_hyp_pan0", "probe_hyp_call_kernel", "probe_hyp_current")
 WINDOW_PROBE = "probe_window_ldr"
 PROBES = HOST_PROBES + HYP_PROBES + (WINDOW_PROBE,)
+PROBES_FILE = "probes.S"  # the harness's probes, not kernel code (they set PAN=0 on purpose)
 
 # Named points where PSTATE is observed, in program order.
 POINTS = (
