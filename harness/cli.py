@@ -13,6 +13,7 @@ EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT = 0, 1, 2
 # Commands implemented in other packages: (module, help).
 _DELEGATED = {
     "scenarios": ("harness.scenarios.cli", "run the world-switch scenarios and decide the claims"),
+    "explore": ("harness.scenarios.explore_cli", "an IRQ/FIQ/SError at every instruction boundary of the world switch"),
     "fidelity": ("harness.fidelity.cli", "compare the board with qemu-system-aarch64"),
     "debug": ("harness.debugger.cli", "interactive single-step debugger"),
     "gdbserver": ("harness.debugger.gdbcli", "GDB remote stub for gdb-multiarch"),

@@ -34,9 +34,23 @@ def _parser() -> argparse.ArgumentParser:
                                  description="Single-step the world-switch scenarios or a program, forwards and backwards.")
     ap.add_argument("target", nargs="?", help="scenario id (e.g. max-vhe-kvm_run-pan1-uao0-hvc) or a .S/ELF/binary")
     ap.add_argument("--variant", help="code variant of the scenario (default v4.13)")
+    ap.add_argument("--inject", metavar="KIND@ICOUNT", type=_injection,
+                    help="run to instruction boundary ICOUNT, make irq|fiq|serror pending there and stop where it "
+                         "is taken (the replay command of `explore`)")
     ap.add_argument("--batch", metavar="FILE", type=Path, help="run the commands in FILE, then exit")
     ap.add_argument("--no-color", action="store_true", help="plain text output")
     return ap
+
+
+def _injection(text: str) -> tuple[str, int]:
+    kind, sep, count = text.partition("@")
+    try:
+        n = int(count.replace("_", "").replace(",", ""), 0)
+    except ValueError:
+        n = -1
+    if not sep or kind.lower() not in ("irq", "fiq", "serror") or n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KIND@ICOUNT, KIND one of irq, fiq, serror")
+    return kind.lower(), n
 
 
 class _Interrupt:
@@ -61,9 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     dbg.interrupt = intr.poll
     out = _ProgramOutput()
     dbg.output = out.write
+    if args.inject and not args.target:
+        print("debug: --inject needs a scenario or program to run", file=sys.stderr)
+        return 2
     if args.target:
         try:
             console.print(dbg.load(args.target, args.variant))
+            if args.inject:
+                console.print(dbg.inject_at(*args.inject))
         except DebuggerError as e:
             print(f"debug: {e}", file=sys.stderr)
             return 2

@@ -923,6 +923,47 @@ class Debugger:
         return (f"{kind} pending, routed to EL{target} and masked ({why}): taken at the first instruction "
                 "boundary where it is not")
 
+    def inject_at(self, kind: str, icount: int) -> str:
+        """Run to instruction boundary `icount`, make `kind` pending there and continue until it
+        is taken: at once (before instruction icount+1) when unmasked, else where the rules first
+        let it (`debug --inject KIND@ICOUNT`, the replay of an explore point)."""
+        b = self._need_running()
+        kind = kind.lower()
+        if kind not in ("irq", "fiq", "serror"):
+            raise DebuggerError(f"cannot inject {kind!r}: choose irq, fiq or serror")
+        if icount < b.icount:
+            raise DebuggerError(f"instruction {icount:,} lies before the start of the program ({b.icount:,})")
+        if icount > b.icount:
+            res = b.run(icount - b.icount)
+            self._flush_output()
+            if res.status != "budget" or b.icount != icount:
+                raise DebuggerError(f"the program stopped before instruction {icount:,}: {res.status}: {res.message} "
+                                    f"at {b.location(res.pc)}")
+        here = b.location(b.pc)
+        note = f"debug --inject {kind}@{icount}"   # tells ours from the program's own interrupts
+        b.inject(kind, at_icount=icount, note=note)
+        self.new_history()
+        catch = Watchpoint(self._next_num, "catch-exception", kind)
+        self._watches[catch.num] = catch
+        taken = None
+        try:
+            while taken is None:
+                st = self.cont()
+                taken = next((e for e in st.exceptions if isinstance(e, ev.ExceptionEntry) and e.note == note), None)
+                if taken is None and (st.reason != "watch" or b.off is not None):
+                    break
+        finally:
+            self._watches.pop(catch.num, None)
+        if taken is None:
+            head = f"{kind} pending from instruction {icount:,} ({escape(here)}): not taken before the program ended"
+        elif taken.icount == icount:
+            head = f"{kind} made pending at instruction {icount:,} ({escape(here)}): taken there"
+        else:
+            head = (f"{kind} made pending at instruction {icount:,} ({escape(here)}): masked, "
+                    f"taken at instruction {taken.icount:,}")
+        st.message = ""
+        return f"[bold]{head}[/]\n" + self.show_stop(st)
+
     def new_history(self) -> None:
         """A change made from outside cannot be replayed: the history starts here."""
         b = self._need()
