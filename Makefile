@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_board.py
 	$(PY) bench/bench_scenarios.py
 	$(PY) bench/bench_debugger.py
+	$(PY) bench/bench_explore.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check harness tests bench

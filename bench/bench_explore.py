@@ -1,0 +1,46 @@
+"""Benchmark `explore` against its target: v4.13 and patch-2017, every VHE and non-VHE
+configuration with the max CPU, IRQ, FIQ and SError at every boundary, on 2 worker processes,
+within 60 s. Exits 1 when the target is missed.
+
+    python bench/bench_explore.py [--jobs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from harness.scenarios.explore import KINDS, explore_all
+from harness.scenarios.invariants import evaluate
+from harness.scenarios.scenario import matrix
+
+TARGET_S = 60.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes (the target is for 2)")
+    args = ap.parse_args()
+    scenarios = matrix(["v4.13", "patch-2017"], ("max",))
+    t0 = time.perf_counter()
+    results = explore_all(scenarios, KINDS, jobs=args.jobs)
+    explore_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    evaluate(results)
+    eval_s = time.perf_counter() - t0
+    points = sum(seg["n"][1] - seg["n"][0] + 1 for r in results for segs in r["kinds"].values() for seg in segs)
+    runs = len({(r["id"], k, seg["ran_at"]) for r in results for k, segs in r["kinds"].items() for seg in segs})
+    total = explore_s + eval_s
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"explore: {len(scenarios)} scenarios (v4.13, patch-2017; max; VHE and nVHE), {points:,} points, "
+          f"{runs:,} runs ({points / max(runs, 1):.1f} points per run), {args.jobs} jobs, load average {load:.1f}")
+    print(f"explore + invariants: {total:6.1f} s   target <= {TARGET_S:.0f} s on 2 cores   "
+          f"({'met' if total <= TARGET_S else 'MISSED'}; {explore_s / max(points, 1) * 1e3:.2f} ms per point, "
+          f"invariants {eval_s:.2f} s)")
+    return 0 if total <= TARGET_S else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
