@@ -389,7 +389,8 @@ def conditions_for(held: list[dict], failed: list[dict], max_axes: int = 2) -> l
             fail_t = {tuple(x.get(a) for a in combo) for x in failed}
             if not hold_t & fail_t:
                 return sorted({_fewest(combo, t, fail_t) for t in hold_t})
-    return _cover(held, failed, axes) or ["no one or two axes separate them: see the evidence"]
+    return _cover(held, failed, axes) or [
+        f"no {'one or two' if max_axes < 3 else 'one, two or three'} axes separate them: see the evidence"]
 
 
 def _fewest(combo: tuple[str, ...], t: tuple, fail_t: set[tuple]) -> str:

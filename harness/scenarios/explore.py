@@ -86,6 +86,8 @@ class Walk:
     events: list[ev.Event]
     exit_code: int
     scr: int
+    guest: int | None          # the guest's first boundary (its first instruction, guest_entry)
+    exit: int | None           # the count of the guest exit's entry (as a run records it)
 
 
 class Explorer:
@@ -138,8 +140,12 @@ def walk_baseline(booted: _Booted, sc: Scenario) -> Walk:
     end = None
     boundaries: dict[int, Boundary] = {}
     snapshots = {}
+    guest_at = img.addr_of("guest_entry")
+    guest = exit_ = None
     while True:
         n, pc = b.icount, b.pc
+        if guest is None and pc == guest_at:
+            guest = n
         ps = b.pstate()
         hcr = b.read_sysreg("HCR_EL2")
         if n in boundaries:
@@ -155,13 +161,19 @@ def walk_baseline(booted: _Booted, sc: Scenario) -> Walk:
                 snapshots[n] = b.save_state()
                 if pc == last and n > start:
                     end = n
+        seen = len(b.events)
         r = b.step(1)
+        # The exit's entry has the count after its step: the HVC's, which retires, or the boundary
+        # an interrupt or abort is taken at. (Events emitted inside a step carry other counts.)
+        if guest is not None and exit_ is None and any(
+                isinstance(e, ev.ExceptionEntry) and e.from_el < 2 and e.to_el == 2 for e in b.events[seen:]):
+            exit_ = b.icount
         if r is not None:
             break
     if r.status != "poweroff" or end is None:
         raise ScenarioError(f"{sc.id}: the baseline does not run from {START_LABEL} through {END_LABEL} "
                             f"to power-off: {r.status}: {r.message} at {b.location(r.pc)}")
-    return Walk(boundaries, snapshots, start, end, list(b.events), booted.exit_code(), scr)
+    return Walk(boundaries, snapshots, start, end, list(b.events), booted.exit_code(), scr, guest, exit_)
 
 
 def _masked_through(walk: Walk, kind: str, n: int) -> bool:
@@ -251,8 +263,8 @@ def _classify(booted: _Booted, walk: Walk, n: int, kind: str, n_prefix: int, eve
 
 
 def guest_exit(events: list[ev.Event], since: int) -> ev.ExceptionEntry | None:
-    """The guest exit: the first entry from EL1 to EL2 once the guest has started (its first
-    instruction, `guest_entry`, reached at or after count `since`)."""
+    """The guest exit: the first entry from the guest (EL1 or EL0) to EL2 once the guest has
+    started (its first instruction, `guest_entry`, reached at or after count `since`)."""
     entered = None
     for x in events:
         if x.icount < since:
@@ -260,7 +272,7 @@ def guest_exit(events: list[ev.Event], since: int) -> ev.ExceptionEntry | None:
         if entered is None:
             if isinstance(x, ev.LabelReached) and x.label == "guest_entry":
                 entered = x.icount
-        elif isinstance(x, ev.ExceptionEntry) and x.from_el == 1 and x.to_el == 2:
+        elif isinstance(x, ev.ExceptionEntry) and x.from_el < 2 and x.to_el == 2:
             return x
     return None
 
@@ -268,14 +280,11 @@ def guest_exit(events: list[ev.Event], since: int) -> ev.ExceptionEntry | None:
 def _window(booted: _Booted, walk: Walk) -> dict | None:
     """The baseline's guest entry and exit (the exit entry's count) and the boundary at
     abort_guest_exit_start, where a pending SError is taken (X4)."""
-    gx = guest_exit(walk.events, walk.start)
-    if gx is None or "abort_guest_exit_start" not in booted.image.symbols:
+    if walk.guest is None or walk.exit is None or "abort_guest_exit_start" not in booted.image.symbols:
         return None
     at = booted.image.addr_of("abort_guest_exit_start")
-    start = next((n for n in sorted(walk.boundaries) if n >= gx.icount and walk.boundaries[n].pc == at), None)
-    guest = next(x.icount for x in walk.events if isinstance(x, ev.LabelReached) and x.label == "guest_entry"
-                 and x.icount >= walk.start)
-    return None if start is None else {"guest": guest, "exit": gx.icount, "start": start}
+    start = next((n for n in sorted(walk.boundaries) if n >= walk.exit and walk.boundaries[n].pc == at), None)
+    return None if start is None else {"guest": walk.guest, "exit": walk.exit, "start": start}
 
 
 def _result(booted: _Booted, sc: Scenario, walk: Walk, kinds: tuple[str, ...], points: dict) -> dict:

@@ -124,11 +124,14 @@ def _strip(r: dict) -> str:
     out = [f"<h3 id='{_slug(r['variant'], r['config_id'])}'>{e(r['id'])} (instructions {a:,} to {b:,})</h3>",
            f"<svg width='{_W}' height='{height}' xmlns='http://www.w3.org/2000/svg'>"]
     w = r["window"] or {}
-    for name, n in (("guest", w.get("guest")), ("exit", w.get("exit")), ("window", w.get("start"))):
+    # the guest's label left of its line, the others right of theirs: they are often close
+    for name, n, anchor in (("guest", w.get("guest"), "end"), ("exit", w.get("exit"), "start"),
+                            ("window", w.get("start"), "start")):
         if n is not None and a <= n <= b:
             x = left + (n - a) * scale
+            tx = x - 2 if anchor == "end" else x + 2
             out.append(f"<line x1='{x:.1f}' y1='10' x2='{x:.1f}' y2='{height}' stroke='#36c' stroke-dasharray='2,2'/>"
-                       f"<text x='{x + 2:.1f}' y='9' fill='#36c'>{name} {n}</text>")
+                       f"<text x='{tx:.1f}' y='9' fill='#36c' text-anchor='{anchor}'>{name} {n}</text>")
     for i, kind in enumerate(kinds):
         y = 16 + i * (_ROW + 4 + _GAP)
         out.append(f"<text x='0' y='{y + _ROW - 2}'>{kind}</text>")

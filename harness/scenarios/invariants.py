@@ -104,7 +104,7 @@ def _x2(sres: dict, p: dict, kind: str) -> tuple[str, dict] | None:
         obs = {"taken_at": p["taken_at"], "where": p["taken_where"], "differs": p["return_diff"]}
         return ("holds" if not p["return_diff"] else "violated"), obs
     obs = {"taken_at": p["taken_at"], "where": p["taken_where"], "end": p["end"]}
-    if p["from_el"] == 1 and p["vector"] == "__kvm_hyp_vector":
+    if _guest_exit(sres, p):
         return "excluded", {**obs, "reason": "a guest exit: the guest resumes in a later KVM_RUN (one run is modelled)"}
     if p["end"] in ("panic", "hyp_panic"):
         return "excluded", {**obs, "reason": "the run ended in a panic (see X3)"}
@@ -143,9 +143,15 @@ def _x4(sres: dict, p: dict, kind: str) -> tuple[str, dict] | None:
     return ("holds" if ok else "violated"), obs
 
 
+def _guest_exit(sres: dict, p: dict) -> bool:
+    """The point's interrupt was taken from the guest (EL1 or EL0) to EL2: a guest exit."""
+    return (p["taken_at"] is not None and p["to_el"] == 2
+            and phase(sres, p["taken_at"], p["from_el"]) == "in_guest")
+
+
 def _x5(sres: dict, p: dict, kind: str) -> tuple[str, dict] | None:
-    """Taken from the guest (EL1, into the hyp vectors' lower-EL group) and the run powered off."""
-    if p["taken_at"] is None or p["from_el"] != 1 or p["vector"] != "__kvm_hyp_vector" or p["end"] != "poweroff":
+    """Taken from the guest (a guest exit) and the run powered off."""
+    if not _guest_exit(sres, p) or p["end"] != "poweroff":
         return None
     ec = sres["exit_codes"]
     want = {"irq": ec.get("ARM_EXCEPTION_IRQ"), "serror": ec.get("ARM_EXCEPTION_EL1_SERROR")}.get(kind)
@@ -187,29 +193,21 @@ INVARIANTS: tuple[Invariant, ...] = (
 
 # ---------------------------------------------------------------- verdicts
 
-class _Axes:
+def _axes(sres: dict, kind: str, seg: dict) -> dict:
     """Points as conditions_for sees them: the scenario's axes, the kind, the EL at the boundary
     and the phase of the world switch (before the guest, in it, after its exit)."""
-
-    __slots__ = ("_axes", "key")
-
-    def __init__(self, sres: dict, kind: str, seg: dict) -> None:
-        self._axes = {**sres["axes"], "kind": kind, "el": seg["el"], "phase": seg["phase"]}
-        self.key = tuple(self._axes.values())
-
-    def axes(self) -> dict:
-        return self._axes
+    return {**sres["axes"], "kind": kind, "el": seg["el"], "phase": seg["phase"]}
 
 
 def phase(sres: dict, n: int, el: int) -> str | None:
-    """Where boundary n lies in the world switch: before the guest runs, in the guest (EL1
-    between its first instruction and its exit), or after the exit."""
+    """Where boundary n lies in the world switch: before the guest runs, in the guest (EL1 or
+    EL0 between its first instruction and its exit), or after the exit."""
     w = sres["window"]
     if w is None:
         return None
     if n < w["guest"]:
         return "before_guest"
-    return "in_guest" if n <= w["exit"] and el == 1 else "after_exit"
+    return "in_guest" if n <= w["exit"] and el < 2 else "after_exit"
 
 
 def replay(sres: dict, kind: str, icount: int) -> str:
@@ -245,8 +243,8 @@ def evaluate(results: list[dict], invariants: tuple[Invariant, ...] = INVARIANTS
     """Verdicts over explored scenarios (compacted: each segment of points carries its statuses)."""
     out = []
     for inv in invariants:
-        held: dict[tuple, _Axes] = {}
-        failed: dict[tuple, _Axes] = {}
+        held: dict[tuple, dict] = {}
+        failed: dict[tuple, dict] = {}
         counts = {"holds": 0, "violated": 0, "excluded": 0}
         excluded: dict[str, int] = {}
         by_variant: dict[str, dict[str, int]] = {}
@@ -267,8 +265,8 @@ def evaluate(results: list[dict], invariants: tuple[Invariant, ...] = INVARIANTS
                     v[status] += b - a + 1
                     if status == "excluded":
                         continue
-                    ax = _Axes(sres, kind, seg)
-                    (held if status == "holds" else failed).setdefault(ax.key, ax)
+                    ax = _axes(sres, kind, seg)
+                    (held if status == "holds" else failed).setdefault(tuple(ax.values()), ax)
                     if status != "violated":
                         continue
                     bad.append([a, b])
