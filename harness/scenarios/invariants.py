@@ -128,7 +128,7 @@ def _x3(sres: dict, p: dict, kind: str) -> tuple[str, dict]:
 def _x4(sres: dict, p: dict, kind: str) -> tuple[str, dict] | None:
     """An SError made pending between the guest exit's entry and the window (DAIF.A=1 there)."""
     w = sres["window"]
-    if kind != "serror" or w is None or not (w["exit"] <= p["icount"] <= w["start"]) \
+    if kind != "serror" or w is None or w["start"] is None or not (w["exit"] <= p["icount"] <= w["start"]) \
             or PState.from_bits(p["pstate"]).el != 2:
         return None
     ec = sres["exit_codes"]
