@@ -328,7 +328,7 @@ def compact(sres: dict) -> dict:
                    "vector": None if p["vector"] is None else f"{p['vector']}+{p['vector_offset']:#x}",
                    "before": p["pstate_before"], "after": p["pstate_after"], "returned": p["returned"],
                    "differs": p["return_diff"] or None, "end": p["end"],
-                   "end_where": None if p["end"] == "poweroff" else p["end_where"], "exit_code": p["exit_code"],
+                   "end_where": p["end_where"] if p["end"] in ("loop", "stop") else None, "exit_code": p["exit_code"],
                    "x": p["x"]}
             if p["note"]:
                 seg["note"] = p["note"]

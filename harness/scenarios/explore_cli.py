@@ -130,7 +130,8 @@ def main(argv: list[str]) -> int:
         except OSError as e:
             print(f"{args.reports}: cannot write the report: {e.strerror}", file=sys.stderr)
     if args.json:
-        print(json.dumps(result, indent=1, sort_keys=True))
+        # compact: a full run has some 10^5 segments (pipe it through jq to read it)
+        print(json.dumps(result, sort_keys=True, separators=(",", ":")))
     else:
         _print(Console(width=None if sys.stdout.isatty() else 170), result, seconds, jobs, report)
     return EXIT_OK
