@@ -173,7 +173,8 @@ def _x6(sres: dict, p: dict, kind: str) -> tuple[str, dict]:
 
 INVARIANTS: tuple[Invariant, ...] = (
     Invariant("X1", "no interrupt with PAN=0 in the host",
-              "No asynchronous exception is taken while the host runs at EL2 (VHE: E2H=1) with PSTATE.PAN=0.", _x1),
+              "No asynchronous exception is taken while the host runs at EL2 (VHE: E2H=1) with PSTATE.PAN=0 (kernel "
+              "code: the harness's probes in asm/kvm/probes.S set PAN=0 on purpose and are excluded).", _x1),
     Invariant("X2", "interrupted PSTATE restored",
               "Every asynchronous exception that is taken returns to the interrupted instruction with the interrupted "
               "PSTATE, every modelled field.", _x2),
