@@ -23,9 +23,12 @@ latest) is run and its outcome is attributed to each, which names it in `shared_
 suite compares this with one run per point (tests/test_explore.py).
 
 Boundaries are instruction counts, and an exception entry retires no instruction: the state at
-a vector has the count of the boundary before the instruction that raised it. Entry sets D, A, I
-and F and never lowers the EL, so every interrupt is masked there; injecting there would equal
-injecting at the next count, which is explored.
+a vector has the count of the boundary before the instruction that raised it. The walk keeps one
+state per count, the first it sees: before a faulting instruction, but already at the vector
+where the board takes the scenario's own exit interrupt inside a step. Entry sets D, A, I and F
+and never lowers the EL, so every interrupt is masked at a vector; and one made pending beside
+the scenario's own interrupt waits behind it (the board takes injections in order), so either
+state of that count gives the same outcome.
 
 This module runs on the board through harness.machine only; it never calls Unicorn.
 """
