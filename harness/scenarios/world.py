@@ -7,6 +7,7 @@ from functools import cache
 from pathlib import Path
 
 from harness.arch.features import Features
+from harness.textfile import TextFileError, read_text
 
 ROOT = Path(__file__).resolve().parents[2]
 ASM_DIR = ROOT / "asm"
@@ -104,9 +105,9 @@ def variant_preamble(variant: str, diff_path: str | None = None) -> tuple[str, s
         return BASE_PROVENANCE, ""
     path = _diff_path(variant, diff_path)
     try:
-        text = path.read_text()
-    except OSError:
-        return "", BASE_VARIANT  # apply_diff reports the missing file
+        text = read_text(path)
+    except TextFileError:
+        return "", BASE_VARIANT  # apply_diff reports the file that cannot be read
     lines = [line.strip() for line in text.split("\n--- ", 1)[0].splitlines()]
     if lines and lines[0].startswith("--- "):
         lines = []
