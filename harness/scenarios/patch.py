@@ -132,18 +132,23 @@ def apply_diff(path: Path, root: Path, sources: dict[str, str] | None = None,
     out: dict[str, str] = {}
     for target, hunks in parse_diff(path, root).items():
         key = str(target)
+        where = f"{path}:{hunks[0].line if hunks else 1}"
         if sources and key in sources:
             text = sources[key]
-        elif not target.exists() and hunks and not any(h.old for h in hunks):
-            text = ""  # a new file (--- /dev/null, @@ -0,0 +1,N @@)
         else:
-            where = f"{path}:{hunks[0].line if hunks else 1}"
-            if not target.exists():
-                raise PatchError(f"{where}: {target.relative_to(root.resolve())} does not exist")
             try:
-                text = read_text(target)
-            except TextFileError as e:
-                raise PatchError(f"{where}: cannot patch {target.name}: {str(e).rsplit(': ', 1)[-1]}") from None
+                missing = not target.exists()
+            except OSError as e:   # a name too long
+                raise PatchError(f"{where}: cannot patch {target.name[:60]!r}: {e.strerror}") from None
+            if missing and hunks and not any(h.old for h in hunks):
+                text = ""  # a new file (--- /dev/null, @@ -0,0 +1,N @@)
+            elif missing:
+                raise PatchError(f"{where}: {target.relative_to(root.resolve())} does not exist")
+            else:
+                try:
+                    text = read_text(target)
+                except TextFileError as e:
+                    raise PatchError(f"{where}: cannot patch {target.name}: {str(e).rsplit(': ', 1)[-1]}") from None
         lines = _lines(text)
         stripped = [s.rstrip() for s in lines]
         origin: list[int | None] = [None] * len(lines)

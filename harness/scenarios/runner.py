@@ -3,6 +3,7 @@ configuration from a snapshot taken where the vcpu thread starts (`host_main`)."
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -166,33 +167,55 @@ def run_scenarios(
     scenarios = list(scenarios)
     for sc in {(s.variant, s.diff, s.cpu): s for s in scenarios}.values():
         _world(sc, _FEATURES[sc.cpu])
+    last = {(s.variant, s.diff, s.cpu, s.vhe): i for i, s in enumerate(scenarios)}
     booted: dict[tuple, _Booted] = {}
+    dropped = 0   # boards dropped since the last collection
     dead: dict[tuple, StoppedVariant] = {}
     out = []
-    for sc in scenarios:
-        variant = (sc.variant, sc.diff)
-        if variant in dead:
-            dead[variant].skipped += 1
-            continue
-        key = (sc.variant, sc.diff, sc.cpu, sc.vhe)
-        first = key not in booted
-        if first:
-            try:
-                booted[key] = _Booted(sc, quirks)
-            except ScenarioError as e:
-                if stopped is None or e.bad_input:
-                    raise
-                dead[variant] = StoppedVariant(sc.variant, str(e), None, skipped=1)
-                stopped.append(dead[variant])
+    try:
+        for i, sc in enumerate(scenarios):
+            variant = (sc.variant, sc.diff)
+            key = (sc.variant, sc.diff, sc.cpu, sc.vhe)
+            if variant in dead:
+                dead[variant].skipped += 1
                 continue
-        run = booted[key].run(sc)
-        out.append(run)
-        if progress is not None:
-            progress(run)
-        if first and stopped is not None and (not run.ok or run.observations["failures"]):
-            dead[variant] = StoppedVariant(sc.variant, f"{sc.id}: {run.status}: {run.message}", run)
-            stopped.append(dead[variant])
+            first = key not in booted
+            if first:
+                try:
+                    booted[key] = _Booted(sc, quirks)
+                except ScenarioError as e:
+                    if stopped is None or e.bad_input:
+                        raise
+                    dead[variant] = StoppedVariant(sc.variant, str(e), None, skipped=1)
+                    stopped.append(dead[variant])
+                    continue
+            run = booted[key].run(sc)
+            out.append(run)
+            if progress is not None:
+                progress(run)
+            if first and stopped is not None and (not run.ok or run.observations["failures"]):
+                dead[variant] = StoppedVariant(sc.variant, f"{sc.id}: {run.status}: {run.message}", run)
+                stopped.append(dead[variant])
+            if i == last[key]:   # no later scenario boots from it: see _release_boards
+                del booted[key]
+                dropped += 1
+                if dropped == 2:
+                    _release_boards()
+                    dropped = 0
+    finally:
+        if booted or dropped:
+            booted.clear()
+            _release_boards()
     return out
+
+
+def _release_boards() -> None:
+    """A Board's hooks hold it in a reference cycle, so the ~1.4 GB of address space of its
+    Unicorn instance is freed only by a full collection; boards piling up until then make QEMU
+    exit the process when it cannot map another translation buffer (a long-lived process such
+    as a fuzz worker, or a run under `ulimit -v`). A collection costs 30-80 ms, so dropped
+    boards are collected two at a time and once at the end."""
+    gc.collect()
 
 
 def load_scenario_board(scenario: Scenario, *, quirks: tuple[str, ...] = (), **board_kwargs) -> Board:

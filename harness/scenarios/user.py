@@ -76,7 +76,10 @@ def _show(value: object) -> str:
     """A user's value in a message: repr (one line), cut short."""
     if isinstance(value, bool):
         return str(value).lower()   # as TOML spells it
-    r = repr(value)
+    try:
+        r = repr(value)
+    except (ValueError, RecursionError):   # an int beyond str()'s digit limit, deep nesting
+        return "(a value too large to show)"
     return r if len(r) <= 60 else r[:57] + "..."
 
 
@@ -130,6 +133,10 @@ def load(path: Path) -> UserFile:
         where = f"{path}:{m.group(1)}" if m else str(path)
         what = re.sub(r" \(at line.*", "", str(e))
         raise UserFileError(f"{where}: {what}") from None
+    except RecursionError:
+        raise UserFileError(f"{path}: arrays or tables nested too deeply") from None
+    except ValueError as e:   # an integer beyond Python's digit limit for str -> int
+        raise UserFileError(f"{path}: {str(e).split(';')[0]}") from None
     unknown = set(data) - {"variant", "scenario"}
     if unknown:
         raise UserFileError(f"{path}: unknown table {_show(sorted(unknown)[0])} (use [variant.NAME] and [[scenario]])")
@@ -179,7 +186,11 @@ def _variant(uf: UserFile, places: _Places, name: str, spec: object) -> None:
     if not diff.is_relative_to(base):
         raise UserFileError(f"{where}: diff {_show(rel)} is outside {uf.path.parent}/: "
                             f"keep a variant's diff next to its TOML file")
-    if not diff.is_file():
+    try:
+        found = diff.is_file()
+    except OSError as e:   # a name too long
+        raise UserFileError(f"{where}: diff {_show(rel)}: {e.strerror}") from None
+    if not found:
         raise UserFileError(f"{where}: diff file {_show(rel)} not found next to {uf.path.name}")
     try:
         variant_overrides(name, str(diff))   # applied now (and cached): a bad diff stops before any run
@@ -241,4 +252,5 @@ def _scenario(at: str, n: int, spec: dict, variants: dict[str, Path]) -> UserSce
 
 def load_all(paths: list[Path] | None = None) -> list[UserFile]:
     files = paths if paths is not None else sorted(USER_DIR.glob("*.toml"))
-    return [load(Path(p)) for p in files]
+    unique = {Path(p).resolve(): Path(p) for p in reversed(files)}   # a file named twice is read once
+    return [load(p) for p in reversed(unique.values())]

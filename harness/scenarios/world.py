@@ -3,7 +3,8 @@ labels Python observes. Single source of truth for the asm models and the scenar
 
 from __future__ import annotations
 
-from functools import cache
+import os
+from functools import lru_cache
 from pathlib import Path
 
 from harness.arch.features import Features
@@ -123,10 +124,23 @@ def variant_preamble(variant: str, diff_path: str | None = None) -> tuple[str, s
     return " ".join(first), base
 
 
-@cache
+def _stamp(diff_path: str | None) -> tuple[int, int] | None:
+    """A user's diff edited since it was applied is applied again (a debugger session reloads)."""
+    try:
+        st = os.stat(diff_path) if diff_path else None
+    except (OSError, ValueError):
+        return None
+    return st and (st.st_mtime_ns, st.st_size)
+
+
 def variant_overrides(variant: str, diff_path: str | None = None) -> tuple[tuple[str, str], ...]:
     """Patched file texts {abs path: text} of a variant (empty for v4.13): its diff applied to
     the models, or to the variant its preamble names (`Applies to:`), recursively."""
+    return _variant_overrides(variant, diff_path, _stamp(diff_path))
+
+
+@lru_cache(maxsize=32)
+def _variant_overrides(variant: str, diff_path: str | None, _stamp) -> tuple[tuple[str, str], ...]:
     from harness.scenarios.patch import PatchError, apply_diff
 
     if variant == BASE_VARIANT and diff_path is None:
@@ -141,9 +155,13 @@ def variant_overrides(variant: str, diff_path: str | None = None) -> tuple[tuple
     return tuple(sorted({**sources, **apply_diff(path, ASM_DIR, sources)}.items()))
 
 
-@cache
 def assemble_world(variant: str, features: Features, diff_path: str | None = None):
     """world.S assembled for a variant and a CPU's features (cached: once per (variant, cpu))."""
+    return _assemble_world(variant, features, diff_path, _stamp(diff_path))
+
+
+@lru_cache(maxsize=32)   # the built-in matrix needs 14; bounded for long sessions with user diffs
+def _assemble_world(variant: str, features: Features, diff_path: str | None, _stamp):
     from harness.asm import assemble_file
 
     return assemble_file(WORLD_S, features=features, section_addresses=LAYOUT,
