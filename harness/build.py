@@ -43,9 +43,10 @@ def program_image(path: Path, cpu: str = "max", defines: dict[str, int | str] | 
 
 
 def scenario_image(name: str, variant: str | None = None) -> tuple[Image, str]:
-    """The world-switch program of a matrix scenario, with its scenario_config written in; and its id."""
+    """The world-switch program of a scenario (built-in or from the user's TOML files), with its
+    scenario_config written in; and its id."""
+    from harness.scenarios.catalog import find_scenario
     from harness.scenarios.patch import PatchError
-    from harness.scenarios.scenario import find_scenario
     from harness.scenarios.world import assemble_world, config_bytes
 
     try:

@@ -166,7 +166,7 @@ def test_scenario_elf_has_the_config_and_names_the_patched_sources(world):
     elf, img = world
     back = load_elf(elf)
     cfg = img.addr_of("scenario_config")
-    from harness.scenarios.scenario import find_scenario
+    from harness.scenarios.catalog import find_scenario
 
     for off, raw in config_bytes(find_scenario(SCENARIO, VARIANT).config_values()).items():
         seg = next(s for s in back.segments if s.addr <= cfg + off < s.addr + len(s.data))

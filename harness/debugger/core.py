@@ -118,13 +118,14 @@ class Debugger:
     # ------------------------------------------------------------------ targets
 
     def load_scenario(self, name: str, variant: str | None = None) -> str:
+        """A scenario as `scenarios` knows it: built-in, a user variant's, or a user scenario."""
+        from harness.scenarios.catalog import find_scenario
         from harness.scenarios.runner import ScenarioError, load_scenario_board
-        from harness.scenarios.scenario import find_scenario
 
         try:
             scenario = find_scenario(name, variant)
             board = load_scenario_board(scenario)
-        except (ValueError, ScenarioError) as e:
+        except (ValueError, ScenarioError) as e:   # catalog.SelectionError is a ValueError
             raise DebuggerError(str(e)) from None
         return self._attach(board, f"scenario {scenario.id}")
 

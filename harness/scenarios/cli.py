@@ -4,11 +4,9 @@ print the claims table and the variant comparison, write reports/."""
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
@@ -16,11 +14,12 @@ from rich.table import Table
 
 from harness.machine.board import QUIRKS
 from harness.scenarios import claims as claims_mod
-from harness.scenarios.report import cell, comparison
-from harness.scenarios.runner import ScenarioError, ScenarioRun, run_scenarios
-from harness.scenarios.scenario import CPUS, configurations, matrix
-from harness.scenarios.user import UserFileError, load_all
-from harness.scenarios.world import ROOT, variant_names, variant_preamble
+from harness.scenarios.catalog import Catalog, Selection, SelectionError
+from harness.scenarios.report import cell, comparison, prepare_reports_dir
+from harness.scenarios.runner import ScenarioError, ScenarioRun, StoppedVariant, run_scenarios
+from harness.scenarios.scenario import CPUS
+from harness.scenarios.user import UserFileError
+from harness.scenarios.world import ROOT, variant_preamble
 
 EXIT_OK, EXIT_HARNESS, EXIT_BAD_INPUT = 0, 1, 2
 FIDELITY_JSON = ROOT / "reports" / "fidelity.json"
@@ -58,74 +57,68 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    err = Console(stderr=True)
-    known = variant_names()
     try:
-        user_files = load_all(args.user)
-    except UserFileError as e:
+        catalog = Catalog.load(args.user)
+        scenarios = catalog.select(Selection(only=tuple(args.only), variants=tuple(args.variant),
+                                             vhe=True if args.vhe else False if args.nvhe else None,
+                                             cpus=tuple(args.cpu)))
+    except (UserFileError, SelectionError) as e:
         print(str(e), file=sys.stderr)
         return EXIT_BAD_INPUT
-    user_variants = [n for uf in user_files for n in uf.variants]
-    for v in args.variant:
-        if v not in known and v not in user_variants:
-            print(f"unknown variant {v!r} (known: {', '.join(known + user_variants)})", file=sys.stderr)
+    if not args.no_reports:
+        try:
+            prepare_reports_dir(args.reports)
+        except OSError as e:
+            print(f"{e.filename or args.reports}: cannot write reports there: {e.strerror or e}", file=sys.stderr)
             return EXIT_BAD_INPUT
 
-    cpus = tuple(args.cpu) or CPUS
-    scenarios = matrix([v for v in args.variant if v in known] if args.variant else known, cpus)
-    user = []
-    for uf in user_files:
-        for name in uf.matrix_variants:
-            if not args.variant or name in args.variant:
-                scenarios += [replace(c, variant=name, diff=str(uf.variants[name])) for c in configurations(cpus)]
-        user += uf.scenarios
-    scenarios += [u.scenario for u in user]
-    if args.vhe or args.nvhe:
-        scenarios = [s for s in scenarios if s.vhe == bool(args.vhe)]
-    if args.only:
-        scenarios = [s for s in scenarios if any(fnmatch.fnmatchcase(s.id, g) for g in args.only)]
-    if not scenarios:
-        err.print("no scenario matches the filters")
-        return EXIT_BAD_INPUT
-
     t0 = time.perf_counter()
+    stopped: list[StoppedVariant] = []
     try:
-        runs = _run(scenarios, tuple(args.arch_quirk), show=not args.json and err.is_terminal)
+        runs = _run(scenarios, tuple(args.arch_quirk), stopped, show=not args.json and sys.stderr.isatty())
     except ScenarioError as e:
         print(str(e), file=sys.stderr)
-        return EXIT_BAD_INPUT if "PatchError" in type(e).__name__ or ".diff" in str(e) else EXIT_HARNESS
+        return EXIT_BAD_INPUT if e.bad_input else EXIT_HARNESS
     seconds = time.perf_counter() - t0
     verdicts = claims_mod.evaluate(runs)
-    expectations = {u.scenario.id: u.expect for u in user}
+    expectations = {u.scenario.id: u.expect for u in catalog.user_scenarios}
     result = {
         "harness": {"fidelity": fidelity_figure(), "quirks": list(args.arch_quirk), "seconds": round(seconds, 3)},
         "variants": _variants(runs),
         "claims": verdicts,
         "scenarios": [r.to_json() for r in runs],
         "user": [_user_result(r, expectations[r.scenario.id]) for r in runs if r.scenario.id in expectations],
+        "stopped": [{"variant": s.variant, "message": s.message, "skipped": s.skipped} for s in stopped],
     }
-    reports = None
+    reports, reports_lost = None, False
     if not args.no_reports:
         reports = _write_reports(result, runs, args.reports, args.all_timelines)
+        reports_lost = reports is None
     if args.json:
         print(json.dumps(result, indent=1, sort_keys=True))
     else:
         _print(Console(width=None if sys.stdout.isatty() else 170), result, runs, seconds, reports)
-    failed = [r for r in runs if not r.ok or r.observations["failures"]]
-    for r in failed:
-        err.print(f"harness failure: {r.scenario.id}: {r.status}: {r.message} {r.observations['failures']}")
-    return EXIT_HARNESS if failed else EXIT_OK
+    firsts = {id(s.run): s for s in stopped if s.run is not None}
+    for r in runs:
+        if (not r.ok or r.observations["failures"]) and id(r) not in firsts:
+            print(f"harness failure: {r.scenario.id}: {r.status}: {r.message} {r.observations['failures']}",
+                  file=sys.stderr)
+    for s in stopped:
+        print(f"harness failure: {s.message}; variant {s.variant} stopped there: {s.skipped} of its scenarios "
+              "not run", file=sys.stderr)
+    failed = stopped or any(not r.ok or r.observations["failures"] for r in runs)
+    return EXIT_HARNESS if failed or reports_lost else EXIT_OK
 
 
-def _run(scenarios, quirks, *, show: bool) -> list[ScenarioRun]:
+def _run(scenarios, quirks, stopped: list[StoppedVariant], *, show: bool) -> list[ScenarioRun]:
     if not show:
-        return run_scenarios(scenarios, quirks=quirks)
+        return run_scenarios(scenarios, quirks=quirks, stopped=stopped)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("scenarios"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("", total=len(scenarios))
-        return run_scenarios(scenarios, quirks=quirks,
+        return run_scenarios(scenarios, quirks=quirks, stopped=stopped,
                              progress=lambda r: bar.update(task, advance=1, description=r.scenario.id))
 
 

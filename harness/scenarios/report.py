@@ -4,8 +4,10 @@ timelines/<scenario>.png for the scenarios that decide claims, vcd/<scenario>.vc
 from __future__ import annotations
 
 import base64
+import errno
 import html
 import json
+import tempfile
 from pathlib import Path
 
 from harness.trace import events as ev
@@ -21,12 +23,24 @@ def _slug(scenario_id: str) -> str:
     return scenario_id.replace("/", "__")
 
 
+def prepare_reports_dir(out_dir: Path) -> None:
+    """Create out_dir, timelines/ and vcd/ and check that each is a directory a file can be
+    written in (OSError otherwise): checked before a run, so a bad --reports costs nothing."""
+    for d in (out_dir, out_dir / "timelines", out_dir / "vcd"):
+        if d.exists() and not d.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(d))
+        d.mkdir(parents=True, exist_ok=True)
+        try:
+            with tempfile.TemporaryFile(dir=d):
+                pass
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, str(d)) from None
+
+
 def write_reports(result: dict, events_by_scenario: dict[str, list[ev.Event]], out_dir: Path, *,
                   pictures: set[str], start_by_scenario: dict[str, int] | None = None) -> list[Path]:
     """Write the reports; `pictures` are the scenario ids that get a timeline PNG."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "timelines").mkdir(exist_ok=True)
-    (out_dir / "vcd").mkdir(exist_ok=True)
+    prepare_reports_dir(out_dir)
     written: list[Path] = []
     starts = start_by_scenario or {}
     pngs: dict[str, Path] = {}

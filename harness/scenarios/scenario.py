@@ -93,20 +93,3 @@ def matrix(variants: list[str] | None = None, cpus: tuple[str, ...] = CPUS) -> l
     names = variants or variant_names()
     return [replace(c, variant=v) for v in names for c in configurations(cpus)]
 
-
-def find_scenario(name: str, variant: str | None = None) -> Scenario:
-    """A matrix scenario by id (`VARIANT/CONFIG`) or by configuration plus `variant` (default
-    v4.13); ValueError with one line (and the variants that have it) when there is none."""
-    want = name if "/" in name or variant is None else f"{variant}/{name}"
-    if "/" not in want:
-        want = f"v4.13/{want}"
-    if variant is not None and "/" in name and not name.startswith(variant + "/"):
-        raise ValueError(f"scenario {name} names a variant other than --variant {variant}")
-    every = matrix()
-    found = [s for s in every if s.id == want]
-    if not found:
-        close = sorted(s.id for s in every if s.id.split("/", 1)[1] == want.split("/", 1)[1])
-        hint = f" (variants: {', '.join(c.split('/')[0] for c in close)})" if close else \
-            " (python -m harness scenarios --json lists them)"
-        raise ValueError(f"no scenario {want}{hint}")
-    return found[0]

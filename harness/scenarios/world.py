@@ -3,10 +3,12 @@ labels Python observes. Single source of truth for the asm models and the scenar
 
 from __future__ import annotations
 
-from functools import cache
+import os
+from functools import lru_cache
 from pathlib import Path
 
 from harness.arch.features import Features
+from harness.textfile import TextFileError, read_text
 
 ROOT = Path(__file__).resolve().parents[2]
 ASM_DIR = ROOT / "asm"
@@ -105,9 +107,9 @@ def variant_preamble(variant: str, diff_path: str | None = None) -> tuple[str, s
         return BASE_PROVENANCE, ""
     path = _diff_path(variant, diff_path)
     try:
-        text = path.read_text()
-    except OSError:
-        return "", BASE_VARIANT  # apply_diff reports the missing file
+        text = read_text(path)
+    except TextFileError:
+        return "", BASE_VARIANT  # apply_diff reports the file that cannot be read
     lines = [line.strip() for line in text.split("\n--- ", 1)[0].splitlines()]
     if lines and lines[0].startswith("--- "):
         lines = []
@@ -123,10 +125,23 @@ def variant_preamble(variant: str, diff_path: str | None = None) -> tuple[str, s
     return " ".join(first), base
 
 
-@cache
+def _stamp(diff_path: str | None) -> tuple[int, int] | None:
+    """A user's diff edited since it was applied is applied again (a debugger session reloads)."""
+    try:
+        st = os.stat(diff_path) if diff_path else None
+    except (OSError, ValueError):
+        return None
+    return st and (st.st_mtime_ns, st.st_size)
+
+
 def variant_overrides(variant: str, diff_path: str | None = None) -> tuple[tuple[str, str], ...]:
     """Patched file texts {abs path: text} of a variant (empty for v4.13): its diff applied to
     the models, or to the variant its preamble names (`Applies to:`), recursively."""
+    return _variant_overrides(variant, diff_path, _stamp(diff_path))
+
+
+@lru_cache(maxsize=32)
+def _variant_overrides(variant: str, diff_path: str | None, _stamp) -> tuple[tuple[str, str], ...]:
     from harness.scenarios.patch import PatchError, apply_diff
 
     if variant == BASE_VARIANT and diff_path is None:
@@ -141,9 +156,13 @@ def variant_overrides(variant: str, diff_path: str | None = None) -> tuple[tuple
     return tuple(sorted({**sources, **apply_diff(path, ASM_DIR, sources)}.items()))
 
 
-@cache
 def assemble_world(variant: str, features: Features, diff_path: str | None = None):
     """world.S assembled for a variant and a CPU's features (cached: once per (variant, cpu))."""
+    return _assemble_world(variant, features, diff_path, _stamp(diff_path))
+
+
+@lru_cache(maxsize=32)   # the built-in matrix needs 14; bounded for long sessions with user diffs
+def _assemble_world(variant: str, features: Features, diff_path: str | None, _stamp):
     from harness.asm import assemble_file
 
     return assemble_file(WORLD_S, features=features, section_addresses=LAYOUT,
