@@ -38,4 +38,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check harness tests bench
 
 clean:
-	rm -rf $(VENV) reports build *.egg-info harness/machine/*.so
+	rm -rf $(VENV) reports build dist *.egg-info harness/machine/*.so

@@ -11,8 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-INCLUDE_DIR = PROJECT_ROOT / "asm" / "include"
+from harness.data import ASM_DIR
+
+INCLUDE_DIR = ASM_DIR / "include"
 LINK_ADDR = 0x4008_0000
 TOOLS = ("aarch64-linux-gnu-as", "aarch64-linux-gnu-ld", "qemu-system-aarch64")
 QEMU_CPU = {"max": "max", "a57": "cortex-a57"}

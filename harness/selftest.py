@@ -27,10 +27,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.data import ASM_DIR
 from harness.qemu import BuildError, gnu_build, missing_tools, run_qemu
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-TESTS_DIR = PROJECT_ROOT / "asm" / "tests"
+TESTS_DIR = ASM_DIR / "tests"
 
 CPUS = ("max", "a57")
 MAX_INSNS = 5_000_000  # the programs need well under 1 million

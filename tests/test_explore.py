@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,8 @@ from harness.scenarios.explore_report import render
 from harness.scenarios.invariants import check_points, evaluate
 from harness.scenarios.runner import booted_for
 from harness.scenarios.scenario import Scenario, matrix
-from harness.scenarios.world import ROOT
+
+ROOT = Path(__file__).resolve().parents[1]
 
 IMO, FMO, AMO, TGE = 1 << 4, 1 << 3, 1 << 5, 1 << 27
 MASK_BIT = {"irq": 7, "fiq": 6, "serror": 8}       # PSTATE.I, F, A (SPSR bit positions)

@@ -30,10 +30,11 @@ from harness.scenarios.world import (
     EXITS_FROM,
     GUEST_ELS,
     PROBES,
-    ROOT,
     VARIANTS_DIR,
     variant_names,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 EXAMPLE_TOML = ROOT / "scenarios" / "example.toml"
 REAL_DIFFS = sorted(VARIANTS_DIR.glob("*.diff")) + [ROOT / "scenarios" / "late-pan-reset.diff"]

@@ -20,7 +20,9 @@ from harness.scenarios.patch import PatchError, apply_diff
 from harness.scenarios.runner import ScenarioError, load_scenario_board, run_scenarios
 from harness.scenarios.scenario import configurations, matrix
 from harness.scenarios.user import UserFileError
-from harness.scenarios.world import ASM_DIR, ROOT
+from harness.scenarios.world import ASM_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
 
 EXAMPLE = ROOT / "scenarios" / "example.toml"
 N_CONFIGS = len(configurations())

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,9 @@ from harness.arch.pstate import PState
 from harness.scenarios.claims import evaluate
 from harness.scenarios.runner import load_scenario_board, run_scenarios
 from harness.scenarios.scenario import Scenario, configurations, matrix
-from harness.scenarios.world import ROOT, variant_names, variant_overrides, variant_preamble
+from harness.scenarios.world import variant_names, variant_overrides, variant_preamble
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # What each variant's code does (asm/kvm and asm/variants/*.diff), not what it yields.
 PAN_RESET_ON_EXIT = ("v4.13", "uao-fix-minimal", "v4.16", "v5.11", "v6.13")  # __guest_exit sets PAN (cb96408da4e1)

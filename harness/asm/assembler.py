@@ -32,10 +32,10 @@ from harness.arch.sysregs import (
 from harness.asm.expr import ExprError, evaluate
 from harness.asm.image import AsmError, Image, Segment, SourceLoc
 from harness.asm.preprocess import Preprocessor, Stmt, split_head
+from harness.data import ASM_DIR
 
 DEFAULT_BASE = 0x4008_0000
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-INCLUDE_DIRS = [PROJECT_ROOT / "asm" / "include", PROJECT_ROOT / "asm"]
+INCLUDE_DIRS = [ASM_DIR / "include", ASM_DIR]
 _NOP = (0xD503201F).to_bytes(4, "little")
 _DECIMAL = re.compile(r"(?<![\w.$])(-?)(\d+)(?![\w.])")
 _IMM = re.compile(r"#(-?(?:0x[0-9a-fA-F]+|\d+))")

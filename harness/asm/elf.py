@@ -27,8 +27,8 @@ import struct
 from collections.abc import Mapping
 from pathlib import Path
 
-from harness.asm.assembler import PROJECT_ROOT
 from harness.asm.image import Image, SourceLoc
+from harness.data import ASM_DIR, source_path
 
 EM_AARCH64 = 183
 ET_EXEC = 2
@@ -160,7 +160,7 @@ def _file_table(image: Image, source_paths: Mapping[str, str]) -> tuple[list[str
     files: list[tuple[str, int]] = []
     index: dict[str, int] = {}
     for name in names:
-        path = Path(source_paths.get(name) or os.path.abspath(name))
+        path = Path(source_paths.get(name) or source_path(name))
         d = str(path.parent)
         if d not in dirs:
             dirs.append(d)
@@ -279,7 +279,7 @@ def _dwarf(image: Image, source_paths: Mapping[str, str]) -> dict[str, bytes]:
         else:
             merged.append((a, b))
     main = image.source_files[0] if image.source_files else image.lines[0][2].file
-    name = str(Path(source_paths.get(main) or os.path.abspath(main)))
+    name = str(Path(source_paths.get(main) or source_path(main)))
     info, abbrev = _debug_info(name, str(Path(name).parent))  # not the cwd: same bytes from any directory
     return {".debug_abbrev": abbrev, ".debug_info": info, ".debug_aranges": _debug_aranges(merged),
             ".debug_ranges": _debug_ranges(merged), ".debug_line": _debug_line(dirs, files, _line_program(seqs))}
@@ -358,9 +358,9 @@ def write_elf(image: Image, path: str | os.PathLike) -> Path:
     if image.source_texts:
         src_dir = out.parent / f"{out.stem}-src"
         for name, text in image.source_texts.items():
-            absolute = Path(os.path.abspath(name))
+            absolute = source_path(name)
             try:  # asm/kvm/entry.S for a project file, else the path without its root
-                rel = absolute.relative_to(PROJECT_ROOT)
+                rel = absolute.relative_to(ASM_DIR.parent)
             except ValueError:
                 rel = Path(*absolute.parts[1:])
             target = src_dir / rel

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.asm.expr import ExprError, evaluate
 from harness.asm.image import AsmError, SourceLoc
+from harness.data import source_name
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LABEL = re.compile(r"^\s*([A-Za-z_.$][\w.$]*|\d+)\s*:(?!:)")
@@ -80,6 +81,10 @@ class Preprocessor:
             raise AsmError(f"cannot read {path}: {e.strerror}", loc) from None
 
     def shown(self, path: Path) -> str:
+        # The project's own sources read `asm/...` wherever the package is installed.
+        name = source_name(path)
+        if name is not None:
+            return name
         if self.display_root is not None:
             try:
                 return str(path.resolve().relative_to(self.display_root))

@@ -22,6 +22,7 @@ from rich.markup import escape
 from harness.arch.exceptions import ExceptionType, async_masked, route_async
 from harness.arch.pstate import PState, field_max
 from harness.arch.syndrome import decode_esr
+from harness.data import source_path
 from harness.machine import decode
 from harness.machine.board import Board, BoardError, BoardState
 from harness.trace import events as ev
@@ -832,9 +833,7 @@ class Debugger:
             here = self._line(b.pc)
         if here is None:
             raise DebuggerError("no source line for this location")
-        path = Path(here[0])
-        if not path.is_absolute():
-            path = Path.cwd() / path
+        path = source_path(here[0])
         try:
             text = path.read_text().splitlines()
         except OSError:

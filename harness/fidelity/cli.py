@@ -16,13 +16,12 @@ import json
 import sys
 from pathlib import Path
 
+from harness.data import FIDELITY_JSON
 from harness.fidelity.cases import Case
 from harness.fidelity.compare import RECORD_FIELDS, CaseOutput, ExclusionError
 from harness.fidelity.run import CaseResult, FidelityResult, run, select_cases
 from harness.qemu import BuildError, missing_tools
 
-ROOT = Path(__file__).resolve().parents[2]
-FIDELITY_JSON = ROOT / "reports" / "fidelity.json"
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 SAMPLES, SEED = 600, 2017
 
@@ -33,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--samples", type=int, default=SAMPLES, help=f"seeded random cases (default {SAMPLES})")
     ap.add_argument("--seed", type=int, default=SEED, help=f"random seed (default {SEED})")
     ap.add_argument("--quick", action="store_true", help="every 8th exhaustive case only (with --samples)")
-    ap.add_argument("--build-dir", type=Path, default=ROOT / "build" / "fidelity",
+    ap.add_argument("--build-dir", type=Path, default=Path("build") / "fidelity",
                     help="where the generated programs and ELFs go")
     ap.add_argument("--json", metavar="FILE", type=Path, default=FIDELITY_JSON,
                     help="where to save the figures (default reports/fidelity.json)")

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.arch.features import FEATURES_A57, FEATURES_MAX, Features
+from harness.data import ASM_DIR
 
-ROOT = Path(__file__).resolve().parents[2]
-ASM_DIR = ROOT / "asm"
 _INCLUDE = re.compile(r'^\s*(?:\.include|#include)\s+"([^"]+)"', re.M)
 
 
@@ -32,7 +31,8 @@ class Source:
 
     @property
     def name(self) -> str:
-        rel = self.path.relative_to(ROOT) if self.path.is_relative_to(ROOT) else self.path
+        root = ASM_DIR.parent
+        rel = self.path.relative_to(root) if self.path.is_relative_to(root) else self.path
         return f"{rel}" + (f" [{self.variant}]" if self.variant else "") + f" ({self.features.name})"
 
 

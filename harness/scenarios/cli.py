@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from harness.data import FIDELITY_JSON, REPORTS_DIR
 from harness.machine.board import QUIRKS
 from harness.scenarios import claims as claims_mod
 from harness.scenarios.catalog import Catalog, Selection, SelectionError
@@ -19,10 +20,9 @@ from harness.scenarios.report import cell, comparison, prepare_reports_dir
 from harness.scenarios.runner import ScenarioError, ScenarioRun, StoppedVariant, run_scenarios
 from harness.scenarios.scenario import CPUS
 from harness.scenarios.user import UserFileError
-from harness.scenarios.world import ROOT, variant_preamble
+from harness.scenarios.world import variant_preamble
 
 EXIT_OK, EXIT_HARNESS, EXIT_BAD_INPUT = 0, 1, 2
-FIDELITY_JSON = ROOT / "reports" / "fidelity.json"
 
 
 def fidelity_figure() -> str | None:
@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="run on a deliberately wrong architecture (to see which verdicts depend on a rule)")
     ap.add_argument("--user", metavar="FILE.toml", action="append", type=Path,
                     help="user scenarios/variants (default: every scenarios/*.toml)")
-    ap.add_argument("--reports", metavar="DIR", type=Path, default=ROOT / "reports", help="where to write reports")
+    ap.add_argument("--reports", metavar="DIR", type=Path, default=REPORTS_DIR, help="where to write reports")
     ap.add_argument("--no-reports", action="store_true", help="do not write reports/")
     ap.add_argument("--all-timelines", action="store_true", help="a timeline picture for every scenario (slow)")
     return ap

@@ -14,11 +14,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from harness.data import REPORTS_DIR
 from harness.scenarios.explore import KINDS, default_jobs, explore_all
 from harness.scenarios.invariants import INVARIANTS, evaluate
 from harness.scenarios.runner import ScenarioError
 from harness.scenarios.scenario import CPUS, Scenario, matrix
-from harness.scenarios.world import ROOT, variant_names
+from harness.scenarios.world import variant_names
 
 EXIT_OK, EXIT_HARNESS, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -58,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N",
                     help="worker processes (default: the number of cores); the result does not depend on it")
     ap.add_argument("--json", action="store_true", help="print everything as JSON (no tables)")
-    ap.add_argument("--reports", metavar="DIR", type=Path, default=ROOT / "reports",
+    ap.add_argument("--reports", metavar="DIR", type=Path, default=REPORTS_DIR,
                     help="where to write explore.html (default reports/)")
     ap.add_argument("--no-reports", action="store_true", help="do not write the HTML report")
     return ap

@@ -28,6 +28,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.data import SCENARIOS_DIR
 from harness.scenarios.patch import PatchError
 from harness.scenarios.scenario import CPUS, Scenario
 from harness.scenarios.world import (
@@ -35,13 +36,12 @@ from harness.scenarios.world import (
     EXITS_FROM,
     GUEST_ELS,
     PROBES,
-    ROOT,
     variant_names,
     variant_overrides,
 )
 from harness.textfile import TextFileError, read_text
 
-USER_DIR = ROOT / "scenarios"
+USER_DIR = SCENARIOS_DIR  # the worked example; in a checkout, the top-level scenarios/
 _SCENARIO_KEYS = {"name", "variant", "cpu", "mode", "caller", "guest_el", "guest_pan", "guest_uao", "exit",
                   "hyp_probes", "expect", "description"}
 _VARIANT_KEYS = {"diff", "matrix", "description"}

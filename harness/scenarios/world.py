@@ -8,10 +8,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from harness.arch.features import Features
+from harness.data import ASM_DIR
 from harness.textfile import TextFileError, read_text
 
-ROOT = Path(__file__).resolve().parents[2]
-ASM_DIR = ROOT / "asm"
 WORLD_S = ASM_DIR / "kvm" / "world.S"
 VARIANTS_DIR = ASM_DIR / "variants"
 
