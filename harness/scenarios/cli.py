@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from harness.data import FIDELITY_JSON, REPORTS_DIR
 from harness.machine.board import QUIRKS
 from harness.scenarios import claims as claims_mod
 from harness.scenarios.catalog import Catalog, Selection, SelectionError
-from harness.scenarios.report import cell, comparison, prepare_reports_dir
+from harness.scenarios.report import prepare_reports_dir
 from harness.scenarios.runner import ScenarioError, ScenarioRun, StoppedVariant, run_scenarios
 from harness.scenarios.scenario import CPUS
+from harness.scenarios.summary import outcomes
+from harness.scenarios.terminal import print_result
 from harness.scenarios.user import UserFileError
 from harness.scenarios.world import variant_preamble
 
@@ -38,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m harness scenarios",
                                  description="Run the KVM world-switch scenarios and decide the review's claims.")
     ap.add_argument("--json", action="store_true", help="print claims and scenarios as JSON (no tables)")
+    ap.add_argument("--details", action="store_true",
+                    help="also print the full comparison: every configuration under every variant")
     ap.add_argument("--only", metavar="GLOB", action="append", default=[],
                     help="scenario ids matching GLOB, e.g. 'patch-2017/max-vhe-*' (repeatable)")
     ap.add_argument("--variant", action="append", default=[], help="run only this variant (repeatable)")
@@ -83,7 +87,8 @@ def main(argv: list[str]) -> int:
     verdicts = claims_mod.evaluate(runs)
     expectations = {u.scenario.id: u.expect for u in catalog.user_scenarios}
     result = {
-        "harness": {"fidelity": fidelity_figure(), "quirks": list(args.arch_quirk), "seconds": round(seconds, 3)},
+        "harness": {"fidelity": fidelity_figure(), "quirks": list(args.arch_quirk), "seconds": round(seconds, 3),
+                    "command": shlex.join(["scenarios", *argv])},
         "variants": _variants(runs),
         "claims": verdicts,
         "scenarios": [r.to_json() for r in runs],
@@ -97,7 +102,7 @@ def main(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(result, indent=1, sort_keys=True))
     else:
-        _print(Console(width=None if sys.stdout.isatty() else 170), result, runs, seconds, reports)
+        print_result(Console(), result, details=args.details, reports=reports)
     firsts = {id(s.run): s for s in stopped if s.run is not None}
     for r in runs:
         if (not r.ok or r.observations["failures"]) and id(r) not in firsts:
@@ -136,7 +141,7 @@ def _variants(runs: list[ScenarioRun]) -> list[dict]:
 def _user_result(run: ScenarioRun, expect: dict[str, str]) -> dict:
     got = {p: run.observations["probes"][p]["outcome"] for p in expect}
     return {"id": run.scenario.id, "status": run.status, "expect": expect, "observed": got,
-            "met": run.ok and got == expect, "cell": cell(run.to_json())}
+            "met": run.ok and got == expect, "outcomes": outcomes(run.to_json())}
 
 
 def _write_reports(result: dict, runs: list[ScenarioRun], out: Path, all_timelines: bool) -> Path | None:
@@ -151,59 +156,10 @@ def _write_reports(result: dict, runs: list[ScenarioRun], out: Path, all_timelin
                 hit = next((x["scenario"] for x in c["evidence"] if x["holds"] == want), None)
                 if hit:
                     pictures.add(hit)
-    starts = {r.scenario.id: r.observations["points"].get("host_before_call", {}).get("icount", 0) - 40
-              for r in runs}
     try:
-        write_reports(result, {r.scenario.id: r.events for r in runs}, out, pictures=pictures,
-                      start_by_scenario=starts)
+        write_reports(result, {r.scenario.id: r.events for r in runs}, out, pictures=pictures)
     except OSError as e:
         print(f"{out}: cannot write reports: {e.strerror}", file=sys.stderr)
         return None
     return out / "report.html"
 
-
-def _print(con: Console, result: dict, runs: list[ScenarioRun], seconds: float, reports: Path | None) -> None:
-    fid = result["harness"]["fidelity"]
-    con.print(f"[bold]pstate-harness[/bold]: {len(runs)} scenarios in {seconds:.2f} s; board "
-              + (fid if fid else "fidelity not measured yet (make fidelity)")
-              + (f"; architecture quirks: {', '.join(result['harness']['quirks'])}" if result["harness"]["quirks"] else ""))
-    vt = Table(title="Variants (asm/variants/*.diff; what each models)")
-    for col in ("variant", "applies to", "models"):
-        vt.add_column(col, overflow="fold")
-    for v in result["variants"]:
-        vt.add_row(v["name"], v["applies_to"] or "-", v["provenance"])
-    con.print(vt)
-    t = Table(title="Claims of the review", show_lines=True)
-    for col in ("id", "role", "claim", "verdict", "conditions", "evidence"):
-        t.add_column(col, overflow="fold")
-    style = {"holds": "green", "fails": "red", "conditional": "yellow", "undecided": "dim"}
-    for c in result["claims"]:
-        ex = [x for x in c["evidence"] if not x["holds"]][:1] + [x for x in c["evidence"] if x["holds"]][:1]
-        t.add_row(c["id"], c["role"], c["claim"], f"[{style[c['verdict']]}]{c['verdict']}[/]",
-                  "\n".join(c["conditions"]) or "-",
-                  c["summary"] + "".join(f"\n{'✓' if x['holds'] else '✗'} {x['scenario']}: "
-                                         + ", ".join(f"{k}={v}" for k, v in x["observed"].items()) for x in ex))
-    con.print(t)
-    variants, rows = comparison(result)
-    if len(variants) > 1 or rows:
-        v = Table(title="Variant comparison (cells differing from v4.13 in yellow)")
-        v.add_column("configuration")
-        for name in variants:
-            v.add_column(name)
-        for cid, cells, diff in rows:
-            v.add_row(cid, *[f"[bold yellow]{cells.get(n, '')}[/]" if n in diff else cells.get(n, "") for n in variants])
-        con.print(v)
-        con.print("L: plain LDR of a user page, U: USER_DS uaccess, K: KERNEL_DS uaccess, W: user-page LDR in the "
-                  "exposure window (ok / F fault / - not run); P/U: PAN/UAO after the return.")
-    if result["user"]:
-        u = Table(title="Your scenarios (scenarios/*.toml)")
-        for col in ("scenario", "status", "outcomes", "expectations"):
-            u.add_column(col)
-        for x in result["user"]:
-            exp = "none" if not x["expect"] else ("[green]met[/]" if x["met"] else
-                                                  "[red]not met: " + ", ".join(f"{p} {x['observed'][p]} (expected {w})"
-                                                  for p, w in x["expect"].items() if x["observed"][p] != w) + "[/]")
-            u.add_row(x["id"], x["status"], x["cell"], exp)
-        con.print(u)
-    if reports:
-        con.print(f"reports: {reports} (and report.md, timelines/, vcd/)")

@@ -1,5 +1,10 @@
 """reports/: report.md and a self-contained report.html (CSS inline, pictures as data URIs),
-timelines/<scenario>.png for the scenarios that decide claims, vcd/<scenario>.vcd for all."""
+timelines/<scenario>.png for the scenarios that decide claims, vcd/<scenario>.vcd for all,
+and run.json, which names the run that wrote them and lists every file it wrote.
+
+Each run leaves only its own files: what the previous run's run.json lists, and any picture
+or VCD in timelines/ and vcd/, is removed first (other files, such as fidelity.json, stay).
+Every link is relative, so the folder can be moved or archived as a whole."""
 
 from __future__ import annotations
 
@@ -10,13 +15,21 @@ import json
 import tempfile
 from pathlib import Path
 
+from harness.scenarios import summary
 from harness.trace import events as ev
 from harness.trace.plot import plot_timeline
-from harness.trace.vcd import write_vcd
+from harness.trace.timeline import Span
+from harness.trace.vcd import vcd_date, write_vcd
 
-_CSS = """body{font-family:sans-serif;margin:2em;max-width:90em}table{border-collapse:collapse;font-size:90%}
-td,th{border:1px solid #ccc;padding:2px 6px;vertical-align:top}th{background:#eee}.holds{color:#060}
-.fails{color:#a00}.conditional{color:#a60}.diff{background:#ffd}code,pre{font-size:85%}img{max-width:100%}"""
+MANIFEST = "run.json"
+TITLE = "pstate-harness: the 2017 UAO/PAN review, decided by running the world switch"
+
+_CSS = """body{font-family:sans-serif;margin:2em;max-width:90em;line-height:1.4}
+table{border-collapse:collapse;font-size:90%;margin:0.5em 0}
+td,th{border:1px solid #ccc;padding:2px 6px;vertical-align:top}th{background:#eee;text-align:left}
+.holds{color:#060}.fails{color:#a00}.conditional{color:#a60}.undecided{color:#666}.diff{background:#ffd}
+code,pre{font-size:85%}img{max-width:100%}p.answer{font-size:105%;background:#f4f7fb;padding:0.8em;
+border-left:4px solid #1f4e79}.run{color:#555;font-size:90%}"""
 
 
 def _slug(scenario_id: str) -> str:
@@ -39,32 +52,67 @@ def prepare_reports_dir(out_dir: Path) -> None:
 
 def write_reports(result: dict, events_by_scenario: dict[str, list[ev.Event]], out_dir: Path, *,
                   pictures: set[str], start_by_scenario: dict[str, int] | None = None) -> list[Path]:
-    """Write the reports; `pictures` are the scenario ids that get a timeline PNG."""
+    """Write the reports; `pictures` are the scenario ids that get a timeline PNG; a timeline
+    starts where the scenario's first kernel phase does unless `start_by_scenario` says."""
     prepare_reports_dir(out_dir)
+    _clean(out_dir)
+    date = vcd_date()
+    command = result["harness"].get("command") or "scenarios"
+    scen = {s["id"]: s for s in result["scenarios"]}
     written: list[Path] = []
-    starts = start_by_scenario or {}
     pngs: dict[str, Path] = {}
     for sid, events in events_by_scenario.items():
+        s = scen.get(sid)
+        end = max((e.icount for e in events), default=0)
+        phases = [Span(p.name, p.start, p.end) for p in summary.phases(s, end)] if s else []
+        window = summary.exposure_window(s) if s else None
+        windows = [Span(window.name, window.start, window.end)] if window else []
         vcd = out_dir / "vcd" / f"{_slug(sid)}.vcd"
-        write_vcd(events, vcd)
+        write_vcd(events, vcd, phases=phases, windows=windows, date=date,
+                  comment=f"pstate-harness {sid}, written by: {command}")
         written.append(vcd)
         if sid in pictures:
             png = out_dir / "timelines" / f"{_slug(sid)}.png"
-            plot_timeline(events, png, title=sid, start=starts.get(sid))
-            pngs[sid] = png
-            written.append(png)
+            start = (start_by_scenario or {}).get(sid, phases[0].start if phases else None)
+            plot_timeline(events, png, title=sid, start=start, phases=phases, shade=windows)
+            if png.exists():
+                pngs[sid] = png
+                written.append(png)
     md = out_dir / "report.md"
-    md.write_text(_markdown(result, pngs))
+    md.write_text(_markdown(result, pngs, date))
     page = out_dir / "report.html"
-    page.write_text(_html(result, pngs))
-    return [md, page, *written]
+    page.write_text(_html(result, pngs, date))
+    files = [md, page, *written]
+    (out_dir / MANIFEST).write_text(json.dumps(
+        {"date": date, "command": command, "scenarios": len(result["scenarios"]),
+         "files": sorted(str(p.relative_to(out_dir)) for p in files)}, indent=1) + "\n")
+    return [*files, out_dir / MANIFEST]
 
 
-def _markdown(result: dict, pngs: dict[str, Path]) -> str:
+def _clean(out_dir: Path) -> None:
+    """Remove the previous run's files: those its run.json lists, and any picture or VCD."""
+    old: list[Path] = []
+    try:
+        old = [out_dir / f for f in json.loads((out_dir / MANIFEST).read_text())["files"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    old += [*(out_dir / "timelines").glob("*.png"), *(out_dir / "vcd").glob("*.vcd")]
+    for p in old:
+        if p.resolve().is_relative_to(out_dir.resolve()) and p.is_file():
+            p.unlink()
+
+
+def _run_line(result: dict, date: str) -> str:
     h = result["harness"]
-    lines = ["# pstate-harness: the 2017 UAO/PAN review, decided by running the world switch", "",
-             f"Fidelity: {h.get('fidelity') or 'no figure yet (make fidelity)'}. "
-             f"Quirks: {', '.join(h.get('quirks') or []) or 'none (Arm rules)'}.", "",
+    return (f"Run {date}: `{h.get('command') or 'scenarios'}`, {len(result['scenarios'])} scenarios. "
+            f"Fidelity: {h.get('fidelity') or 'no figure yet (make fidelity)'}. "
+            f"Quirks: {', '.join(h.get('quirks') or []) or 'none (Arm rules)'}.")
+
+
+# ---------------------------------------------------------------- Markdown
+
+def _markdown(result: dict, pngs: dict[str, Path], date: str) -> str:
+    lines = [f"# {TITLE}", "", f"**Answer.** {summary.answer(result)}", "", _run_line(result, date), "",
              "## Claims", "", "| id | role | verdict | conditions | summary |", "|---|---|---|---|---|"]
     for c in result["claims"]:
         lines.append(f"| {c['id']} | {c['role']} | **{c['verdict']}** | {'; '.join(c['conditions']) or '-'} | "
@@ -78,96 +126,104 @@ def _markdown(result: dict, pngs: dict[str, Path]) -> str:
         if len(c["evidence"]) > 12:
             lines.append(f"- ... {len(c['evidence']) - 12} more in report.html")
         lines.append("")
-    lines += ["## Variant comparison", "", comparison_markdown(result), "", "## Timelines", ""]
+    lines += ["## Where the variants differ", "", _variants_markdown(result), "",
+              "## Every configuration under every variant", "", _comparison_markdown(result), "", "## Timelines", "",
+              "Shaded: the kernel phases; hatched: the exposure window (EL2 with PAN=0 after the guest exit). "
+              "Each scenario's VCD is in vcd/.", ""]
     for sid, png in pngs.items():
         lines.append(f"![{sid}](timelines/{png.name})")
     return "\n".join(lines) + "\n"
 
 
-def comparison(result: dict) -> tuple[list[str], list[tuple[str, dict[str, str], set[str]]]]:
-    """(variants, rows): per configuration, each variant's probe cell and the variants whose
-    cell differs from v4.13's."""
-    variants: list[str] = []
-    rows: dict[str, dict[str, str]] = {}
-    for s in result["scenarios"]:
-        if s["config"].get("name"):
-            continue
-        if s["variant"] not in variants:
-            variants.append(s["variant"])
-        rows.setdefault(s["config_id"], {})[s["variant"]] = cell(s)
-    out = []
-    for cid, cells in rows.items():
-        base = cells.get("v4.13")
-        out.append((cid, cells, {v for v, c in cells.items() if base is not None and c != base}))
-    return variants, out
+def _variants_markdown(result: dict) -> str:
+    base, n, diffs = summary.variant_differences(result)
+    lines = [f"Against {base}, {n} configurations each.", "", "| variant | configurations | where | what changes |",
+             "|---|---|---|---|"]
+    for d in diffs:
+        lines.append(f"| {d.variant} | {len(d.configs)} | {' or '.join(d.where) or 'nowhere'} | "
+                     f"{summary.change_text(d.changes) or 'same outcomes as ' + str(base)} |")
+    return "\n".join(lines)
 
 
-def cell(s: dict) -> str:
-    """A scenario's outcomes in a few characters: host probes after the return (plain LDR of a
-    user page, USER_DS uaccess, KERNEL_DS uaccess), the window probe, PAN/UAO after return."""
-    if s["status"] != "poweroff":
-        return f"RUN {s['status']}"
-    o = s["observations"]
-    mark = {"ok": "ok", "fault": "F", "not_run": "-"}
-    p = o["probes"]
-    after = o["points"].get("host_after_call", {})
-    return (f"L{mark[p['probe_ldr_user']['outcome']]} U{mark[p['probe_uaccess_user']['outcome']]} "
-            f"K{mark[p['probe_uaccess_kernel']['outcome']]} W{mark[p['probe_window_ldr']['outcome']]} "
-            f"P{after.get('pan', '?')}U{after.get('uao', '?')}")
-
-
-def comparison_markdown(result: dict) -> str:
-    variants, rows = comparison(result)
+def _comparison_markdown(result: dict) -> str:
+    variants, rows = summary.matrix_rows(result)
+    base = summary.baseline(variants)
+    keys = summary.differing_outcomes(result)
     lines = ["| configuration | " + " | ".join(variants) + " |", "|---" * (len(variants) + 1) + "|"]
-    for cid, cells, diff in rows:
-        lines.append(f"| {cid} | " + " | ".join(
-            (f"**{cells.get(v, '')}**" if v in diff else cells.get(v, "")) for v in variants) + " |")
-    return "\n".join(lines) + "\n\nL: plain LDR of a user page, U: USER_DS uaccess, K: KERNEL_DS uaccess, " \
-        "W: LDR of a user page in the exposure window (ok/F fault/- not run); P/U: PAN/UAO after the return. " \
-        "Bold: differs from v4.13."
+    for cid, cells in rows.items():
+        ref = summary.cell(cells[base], keys) if base in cells else None
+        out = []
+        for v in variants:
+            c = summary.cell(cells[v], keys) if v in cells else ""
+            out.append(f"**{c}**" if c and ref is not None and c != ref else c)
+        lines.append(f"| {cid} | " + " | ".join(out) + " |")
+    return "\n".join(lines) + f"\n\n{summary.cell_legend(keys)}. Bold: differs from {base}."
 
 
-def _html(result: dict, pngs: dict[str, Path]) -> str:
+# ---------------------------------------------------------------- HTML
+
+def _html(result: dict, pngs: dict[str, Path], date: str) -> str:
     e = html.escape
-    h = result["harness"]
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>pstate-harness report</title>"
-             f"<style>{_CSS}</style></head><body>",
-             "<h1>pstate-harness: the 2017 UAO/PAN review, decided by running the world switch</h1>",
-             f"<p>Fidelity: {e(h.get('fidelity') or 'no figure yet (make fidelity)')}. Quirks: "
-             f"{e(', '.join(h.get('quirks') or []) or 'none (Arm rules)')}.</p>",
-             "<h2>Claims</h2><table><tr><th>id</th><th>role</th><th>claim</th><th>verdict</th><th>conditions</th>"
-             "<th>evidence</th></tr>"]
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>pstate-harness report</title>"
+             f"<link rel='icon' href='data:,'><style>{_CSS}</style></head><body>",
+             f"<h1>{e(TITLE)}</h1>",
+             f"<p class='answer' id='answer'><b>Answer.</b> {e(summary.answer(result))}</p>",
+             f"<p class='run'>{e(_run_line(result, date))}</p>",
+             "<nav><a href='#claims'>Claims</a> · <a href='#variants'>Where the variants differ</a> · "
+             "<a href='#comparison'>Every configuration</a> · <a href='#scenarios'>Scenarios</a></nav>",
+             "<h2>Claims</h2><table id='claims'><tr><th>id</th><th>role</th><th>claim</th><th>verdict</th>"
+             "<th>conditions</th><th>evidence</th></tr>"]
     for c in result["claims"]:
         ev_links = ", ".join(f"<a href='#{_slug(x['scenario'])}'>{e(x['scenario'])}</a>"
                              f"{'' if x['holds'] else ' (fails)'}" for x in c["evidence"][:6])
-        parts.append(f"<tr><td><a href='#claim-{c['id']}'>{c['id']}</a></td><td>{c['role']}</td><td>{e(c['claim'])}</td>"
-                     f"<td class='{c['verdict']}'><b>{c['verdict']}</b></td><td>{e('; '.join(c['conditions']))}</td>"
-                     f"<td>{e(c['summary'])}<br>{ev_links}</td></tr>")
+        parts.append(f"<tr><td><a href='#claim-{e(c['id'])}'>{e(c['id'])}</a></td><td>{e(c['role'])}</td>"
+                     f"<td>{e(c['claim'])}</td><td class='{e(c['verdict'])}'><b>{e(c['verdict'])}</b></td>"
+                     f"<td>{e(' or '.join(c['conditions']))}</td><td>{e(c['summary'])}<br>{ev_links}</td></tr>")
     parts.append("</table>")
     for c in result["claims"]:
-        parts.append(f"<details id='claim-{c['id']}'><summary><b>{c['id']}</b> {c['verdict']}: "
+        parts.append(f"<details id='claim-{e(c['id'])}'><summary><b>{e(c['id'])}</b> {e(c['verdict'])}: "
                      f"{e(c['summary'])}</summary><table><tr><th>scenario</th><th>holds</th><th>observed</th></tr>")
         for x in c["evidence"]:
             parts.append(f"<tr><td><a href='#{_slug(x['scenario'])}'>{e(x['scenario'])}</a></td><td>{x['holds']}</td>"
                          f"<td><code>{e(json.dumps(x['observed'], sort_keys=True))}</code></td></tr>")
         parts.append("</table></details>")
-    variants, rows = comparison(result)
-    parts.append("<h2>Variant comparison</h2><table><tr><th>configuration</th>"
+
+    base, n, diffs = summary.variant_differences(result)
+    parts.append(f"<h2>Where the variants differ</h2><table id='variants'><caption>against {e(str(base))}, "
+                 f"{n} configurations each</caption><tr><th>variant</th><th>configurations</th><th>where</th>"
+                 "<th>what changes</th></tr>")
+    for d in diffs:
+        parts.append(f"<tr><td>{e(d.variant)}</td><td>{len(d.configs)}</td><td>{e(' or '.join(d.where) or 'nowhere')}"
+                     f"</td><td>{e(summary.change_text(d.changes) or 'same outcomes as ' + str(base))}</td></tr>")
+    parts.append("</table>")
+
+    variants, rows = summary.matrix_rows(result)
+    keys = summary.differing_outcomes(result)
+    parts.append("<h2>Every configuration under every variant</h2><table id='comparison'><tr><th>configuration</th>"
                  + "".join(f"<th>{e(v)}</th>" for v in variants) + "</tr>")
-    for cid, cells, diff in rows:
-        parts.append(f"<tr><td>{e(cid)}</td>" + "".join(
-            f"<td class='{'diff' if v in diff else ''}'>{e(cells.get(v, ''))}</td>" for v in variants) + "</tr>")
-    parts.append("</table><p>L: plain LDR of a user page, U: USER_DS uaccess, K: KERNEL_DS uaccess, W: LDR of a "
-                 "user page in the exposure window (ok / F fault / - not run); P/U: PAN/UAO after the return. "
-                 "Highlighted: differs from v4.13.</p><h2>Scenarios</h2>")
+    for cid, cells in rows.items():
+        ref = summary.cell(cells[base], keys) if base in cells else None
+        tds = []
+        for v in variants:
+            if v not in cells:
+                tds.append("<td></td>")
+                continue
+            c = summary.cell(cells[v], keys)
+            cls = " class='diff'" if ref is not None and c != ref else ""
+            tds.append(f"<td{cls}><a href='#{_slug(cells[v]['id'])}'>{e(c)}</a></td>")
+        parts.append(f"<tr><td>{e(cid)}</td>{''.join(tds)}</tr>")
+    parts.append(f"</table><p>{e(summary.cell_legend(keys))}. Highlighted: differs from {e(str(base))}.</p>")
+
+    parts.append("<h2 id='scenarios'>Scenarios</h2><p>Timelines: the kernel phases shaded, the exposure window "
+                 "(EL2 with PAN=0 after the guest exit) hatched. Each VCD opens in GTKWave.</p>")
     for s in result["scenarios"]:
         sid = s["id"]
         img = ""
         if sid in pngs:
             data = base64.b64encode(pngs[sid].read_bytes()).decode()
             img = f"<img alt='{e(sid)} timeline' src='data:image/png;base64,{data}'>"
-        parts.append(f"<details id='{_slug(sid)}'{' open' if img else ''}><summary>{e(sid)}: {e(s['status'])}, "
-                     f"{s['icount']} instructions</summary>{img}<p><a href='vcd/{_slug(sid)}.vcd'>VCD</a></p>"
-                     f"<pre>{e(json.dumps(s['observations'], indent=1, sort_keys=True))}</pre></details>")
+        parts.append(f"<details id='{e(_slug(sid))}'{' open' if img else ''}><summary>{e(sid)}: {e(s['status'])}, "
+                     f"{s['icount']} instructions</summary>{img}<p><a class='vcd' href='vcd/{e(_slug(sid))}.vcd'>VCD"
+                     f"</a></p><pre>{e(json.dumps(s['observations'], indent=1, sort_keys=True))}</pre></details>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -72,7 +72,7 @@ class ScenarioRun:
 
     def to_json(self) -> dict:
         return {"id": self.scenario.id, "variant": self.scenario.variant, "config_id": self.scenario.config_id,
-                "config": self.scenario.to_json(), "status": self.status, "message": self.message,
+                "config": self.scenario.to_json(), "axes": self.scenario.axes(), "status": self.status, "message": self.message,
                 "icount": self.icount, "observations": self.observations}
 
 

@@ -69,6 +69,17 @@ POINTS = (
     "vcpu_run_fixup",
     "host_after_call",
 )
+# The kernel phases of a run, each from its label (or the guest's exit, an exception rather
+# than a label) to the next phase's; reports shade them on the timelines.
+PHASES = (
+    ("host", "host_before_call"),
+    ("switch to guest", "__kvm_vcpu_run"),
+    ("guest", "guest_entry"),
+    ("exit vector", "guest exit"),
+    ("__guest_exit", "__guest_exit"),
+    ("switch fix-up", "__guest_exit_end"),
+    ("host", "host_after_call"),
+)
 # Where a run must never go: a panic or a guest exception nobody expects.
 FAILURE_LABELS = ("panic", "hyp_panic", "guest_bad_exception")
 # Non-VHE hyp code is linked with this prefix from v5.9 on (a separate object per mode), so a

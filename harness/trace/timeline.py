@@ -16,6 +16,14 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Span:
+    """A named stretch of a run, [start, end) in instructions: a kernel phase, a window."""
+    name: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
 class Marker:
     icount: int
     kind: str       # entry | eret
