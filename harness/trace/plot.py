@@ -8,6 +8,7 @@ leader line joins each to its instruction)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ MARK_FONT, PHASE_FONT, AXIS_FONT = 8.5, 9.0, 10.0
 MARK_ANGLE = 40                          # degrees: rotated marker labels need little room along x
 _PHASE_COLOURS = ("#c6dbef", "#fdd0a2", "#c7e9c0", "#dadaeb", "#fcbba1", "#d9d9d9", "#f2e5a6")
 _ENTRY, _ERET, _WINDOW = "#c0392b", "#1e8449", "#e74c3c"
+_FONT = FontProperties()                 # the default text font, as every label uses
 
 
 @dataclass(frozen=True)
@@ -200,9 +202,10 @@ def _px_to_x(xlim: tuple[float, float], right: float):
     return lambda px: xlim[0] + (px - left) / width * (xlim[1] - xlim[0])
 
 
+@functools.cache
 def _text_size(text: str, size: float) -> tuple[float, float]:
     """(width, height) of `text` in pixels at `size` points, from the font's glyph outlines."""
-    ext = TextPath((0, 0), text, size=size, prop=FontProperties()).get_extents()
+    ext = TextPath((0, 0), text, size=size, prop=_FONT).get_extents()
     return ext.width * DPI / 72, max(ext.height, size) * DPI / 72
 
 
