@@ -106,3 +106,20 @@ def test_pipe_no_color_and_columns_are_respected():
     assert not COLOUR.search(plain.stdout)
     assert "*" in plain.stdout or "differ" in plain.stdout
     assert max(len(re.sub(r"\x1b\[[\d;]*m", "", line)) for line in plain.stdout.splitlines()) <= 120
+
+
+def test_one_variant_or_user_scenarios_alone(result):
+    """With one variant there is nothing to compare, but --details still shows each configuration's
+    outcomes; user scenarios alone print no comparison at all."""
+    one = {**result, "scenarios": [s for s in result["scenarios"] if s["variant"] == "patch-2017"
+                                   and not s["config"].get("name")]}
+    text = _render(one, 80, True)
+    assert "One variant ran (patch-2017, 72 configurations)" in text
+    configs = [summary.axes_of(s) for s in one["scenarios"]]
+    labels, _legend = summary.short_labels(configs)
+    rows = _details_rows(text, labels)
+    assert len(rows) == 72 and all(len(r.split()) > len(lab.split()) for r, lab in zip(rows, labels, strict=True))
+    users = {**result, "scenarios": [s for s in result["scenarios"] if s["config"].get("name")]}
+    text = _render(users, 80, True)
+    assert "Your scenarios" in text
+    assert "Where the variants differ" not in text and "One variant ran" not in text and "Every configuration" not in text

@@ -137,6 +137,8 @@ def _markdown(result: dict, pngs: dict[str, Path], date: str) -> str:
 
 def _variants_markdown(result: dict) -> str:
     base, n, diffs = summary.variant_differences(result)
+    if not diffs:
+        return f"One variant ran ({base}, {n} configurations): nothing to compare."
     lines = [f"Against {base}, {n} configurations each.", "", "| variant | configurations | where | what changes |",
              "|---|---|---|---|"]
     for d in diffs:
@@ -189,7 +191,10 @@ def _html(result: dict, pngs: dict[str, Path], date: str) -> str:
         parts.append("</table></details>")
 
     base, n, diffs = summary.variant_differences(result)
-    parts.append(f"<h2>Where the variants differ</h2><table id='variants'><caption>against {e(str(base))}, "
+    parts.append("<h2>Where the variants differ</h2>")
+    if not diffs:
+        parts.append(f"<p>One variant ran ({e(str(base))}, {n} configurations): nothing to compare.</p>")
+    parts.append(f"<table id='variants'><caption>against {e(str(base))}, "
                  f"{n} configurations each</caption><tr><th>variant</th><th>configurations</th><th>where</th>"
                  "<th>what changes</th></tr>")
     for d in diffs:

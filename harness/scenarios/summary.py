@@ -66,15 +66,20 @@ class Difference:
 
 
 def differing_outcomes(result: dict) -> list[str]:
-    """The outcomes that differ between two variants in at least one configuration, in order."""
+    """The outcomes that differ between two variants in at least one configuration, in order;
+    with one variant (or none differing), those that differ between configurations."""
     _variants, rows = matrix_rows(result)
     order: dict[str, None] = {}
     seen: set[str] = set()
+    every: list[dict[str, str]] = []
     for cells in rows.values():
         outs = [outcomes(s) for s in cells.values()]
+        every += outs
         for o in outs:
             order.update(dict.fromkeys(o))
         seen |= {k for k in order if any(o.get(k) != outs[0].get(k) for o in outs[1:])}
+    if not seen:
+        seen = {k for k in order if len({o.get(k) for o in every}) > 1}
     return [k for k in order if k in seen]
 
 

@@ -32,10 +32,11 @@ def print_result(con: Console, result: dict, *, details: bool = False, reports: 
     if result.get("variants"):
         con.print(provenance_table(result))
     con.print(claims_table(result))
-    con.print(variants_table(result))
-    if details:
-        for part in comparison_tables(result):
-            con.print(part)
+    if summary.matrix_rows(result)[1]:   # user scenarios alone have nothing to compare
+        con.print(variants_table(result))
+        if details:
+            for part in comparison_tables(result):
+                con.print(part)
     if result.get("user"):
         con.print(user_table(result))
     if reports:
@@ -97,16 +98,17 @@ def _observed(obs: dict) -> str:
     return ", ".join(f"{k}={show(v)}" for k, v in obs.items())
 
 
-def variants_table(result: dict) -> Table:
+def variants_table(result: dict) -> Table | str:
     base, n, diffs = summary.variant_differences(result)
+    if not diffs:
+        return escape(f"One variant ran ({base}, {n} configurations): nothing to compare; "
+                      "--details lists its outcomes per configuration.")
     t = Table(title=f"Where the variants differ from {base} ({n} configurations each)", box=box.SQUARE,
               title_justify="left", expand=True)
     t.add_column("variant", no_wrap=True)
     t.add_column("configs", justify="right", no_wrap=True)
     t.add_column("where", ratio=2)
     t.add_column(f"what changes ({base} -> variant)", ratio=3)
-    if not diffs:
-        t.add_row(base or "-", str(n), "only one variant ran", "")
     last = None
     for d in diffs:
         name = d.variant if d.variant != last else ""
@@ -126,8 +128,8 @@ def comparison_tables(result: dict) -> list:
     keys = summary.differing_outcomes(result)
     configs = [summary.axes_of(next(iter(cells.values()))) for cells in rows.values()]
     labels, legend = summary.short_labels(configs)
-    t = Table(title=f"Every configuration under every variant (* differs from {base})", box=box.SIMPLE_HEAD,
-              title_justify="left", padding=(0, 0), show_edge=False)
+    title = f"[italic]Every configuration under every variant (* differs from {escape(str(base))})[/]"
+    t = Table(box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
     t.add_column("configuration", no_wrap=True)
     for v in variants:
         t.add_column(v.replace("-", "-\n"), no_wrap=True)   # split long names at their hyphens, never cut
@@ -141,7 +143,7 @@ def comparison_tables(result: dict) -> list:
             c = summary.cell(cells[v], keys)
             out.append(f"[bold yellow]{c}*[/]" if ref is not None and c != ref else c)
         t.add_row(label, *out)
-    return [t, escape(f"rows: {legend}"), escape(summary.cell_legend(keys))]
+    return [title, t, escape(f"rows: {legend}"), escape(summary.cell_legend(keys))]
 
 
 def user_table(result: dict) -> Table:
