@@ -11,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from harness.scenarios.world import PHASES
+from harness.scenarios.claims import CALL_CLOBBERED, SHOWN_TOGETHER
+from harness.scenarios.observe import PSTATE_FIELD_NAMES
+from harness.scenarios.scenario import Scenario
+from harness.scenarios.world import BASE_VARIANT, PHASES, PROBES
 
-BASELINE = "v4.13"
+BASELINE = BASE_VARIANT
 OUTCOME_MARK = {"ok": "o", "fault": "F", "not_run": "-"}
 _AFTER = "host_after_call"   # the observation point whose PSTATE is "after the return"
 
@@ -22,14 +25,31 @@ Axes = dict[str, object]
 
 def outcomes(s: dict) -> dict[str, str]:
     """A scenario's outcomes, name -> value: every probe, and every PSTATE field the
-    observations hold at the host's return."""
+    observations hold at the host's return, as W2 compares them (condition flags left out,
+    D/A/I/F as one DAIF value in binary)."""
     if s["status"] != "poweroff":
         return {"run": s["status"]}
     o = s["observations"]
-    out = {name.removeprefix("probe_"): p["outcome"] for name, p in o["probes"].items()}
+    probes = sorted(o["probes"], key=lambda n: (PROBES.index(n) if n in PROBES else len(PROBES), n))
+    out = {name.removeprefix("probe_"): o["probes"][name]["outcome"] for name in probes}
     after = o["points"].get(_AFTER, {})
-    out.update({f"{f.upper()} after": str(v) for f, v in after.items() if f != "icount"})
+    for f in _FIELD_ORDER:
+        if f in after:
+            v = after[f]
+            out[f"{f.upper()} after"] = f"{v:0{len(SHOWN_TOGETHER[f])}b}" if f in SHOWN_TOGETHER else str(v)
     return out
+
+
+def _field_order() -> list[str]:
+    """PState's fields in declaration order, condition flags left out, each SHOWN_TOGETHER
+    group in the place of its first member."""
+    first = {ms[0]: name for name, ms in SHOWN_TOGETHER.items()}
+    members = {m for ms in SHOWN_TOGETHER.values() for m in ms}
+    return [first.get(f, f) for f in PSTATE_FIELD_NAMES
+            if f not in CALL_CLOBBERED and (f not in members or f in first)]
+
+
+_FIELD_ORDER = _field_order()
 
 
 def matrix_rows(result: dict) -> tuple[list[str], dict[str, dict[str, dict]]]:
@@ -50,9 +70,14 @@ def baseline(variants: Sequence[str]) -> str | None:
     return BASELINE if BASELINE in variants else (variants[0] if variants else None)
 
 
+_AXES_ORDER = [a for a in Scenario(BASE_VARIANT).axes() if a != "variant"]
+
+
 def axes_of(s: dict) -> Axes:
-    """The configuration axes of a scenario (its variant left out)."""
-    return {k: v for k, v in s["axes"].items() if k != "variant"}
+    """The configuration axes of a scenario (its variant left out), in Scenario.axes() order
+    whatever order the JSON kept."""
+    axes = {k: v for k, v in s["axes"].items() if k != "variant"}
+    return {**{a: axes[a] for a in _AXES_ORDER if a in axes}, **axes}
 
 
 # ---------------------------------------------------------------- where variants differ
@@ -201,9 +226,17 @@ def cell(s: dict, keys: Sequence[str]) -> str:
     if s["status"] != "poweroff":
         return f"RUN {s['status']}"
     o = outcomes(s)
-    marks = "".join(OUTCOME_MARK.get(o.get(k, "-"), "?") for k in keys if not k.endswith(" after"))
-    values = "".join(o.get(k, "?") for k in keys if k.endswith(" after"))
-    return " ".join(x for x in (marks, values) if x)
+    groups = ["".join(OUTCOME_MARK.get(o.get(k, "-"), "?") for k in keys if not k.endswith(" after"))]
+    run = ""
+    for k in keys:   # one-digit values run together (PAN, UAO: "10"), longer ones stand apart
+        if k.endswith(" after"):
+            v = o.get(k, "?")
+            if len(v) == 1:
+                run += v
+                continue
+            groups += [run, v]
+            run = ""
+    return " ".join(g for g in [*groups, run] if g)
 
 
 def cell_legend(keys: Sequence[str]) -> str:
@@ -213,7 +246,7 @@ def cell_legend(keys: Sequence[str]) -> str:
     if probes:
         parts.append(f"{', '.join(probes)} (o ok, F fault, - not run)")
     if fields:
-        parts.append(f"then {', '.join(fields)} after the return")
+        parts.append(f"then {', '.join(fields)} after the return (one-digit values run together)")
     return "cells: " + "; ".join(parts) if parts else ""
 
 

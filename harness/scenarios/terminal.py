@@ -35,7 +35,7 @@ def print_result(con: Console, result: dict, *, details: bool = False, reports: 
     if summary.matrix_rows(result)[1]:   # user scenarios alone have nothing to compare
         con.print(variants_table(result))
         if details:
-            for part in comparison_tables(result):
+            for part in comparison_tables(result, con.width):
                 con.print(part)
     if result.get("user"):
         con.print(user_table(result))
@@ -90,9 +90,13 @@ def _pick(c: dict) -> dict | None:
 
 
 def _observed(obs: dict) -> str:
+    """key=value, ...; a long list shows its first two items and how many more the reports have."""
     def show(v: object) -> str:
+        if isinstance(v, dict):
+            return "{" + "; ".join(f"{k}: {show(x)}" for k, x in v.items()) + "}"
         if isinstance(v, list):
-            return "[" + "; ".join(map(str, v)) + "]"
+            more = f"; +{len(v) - 2} more" if len(v) > 2 else ""
+            return "[" + "; ".join(map(show, v[:2])) + more + "]"
         return str(v)
 
     return ", ".join(f"{k}={show(v)}" for k, v in obs.items())
@@ -120,30 +124,46 @@ def variants_table(result: dict) -> Table | str:
     return _fold(t)
 
 
-def comparison_tables(result: dict) -> list:
+def comparison_tables(result: dict, width: int = 80) -> list:
     """The full comparison: one row per configuration (short label), one column per variant,
-    cells from the outcomes that differ between variants somewhere; then the legends."""
+    cells from the outcomes that differ between variants somewhere; as many tables as the
+    width needs (each repeats the labels and the baseline's column); then the legends."""
     variants, rows = summary.matrix_rows(result)
     base = summary.baseline(variants)
     keys = summary.differing_outcomes(result)
     configs = [summary.axes_of(next(iter(cells.values()))) for cells in rows.values()]
     labels, legend = summary.short_labels(configs)
-    title = f"[italic]Every configuration under every variant (* differs from {escape(str(base))})[/]"
-    t = Table(box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
-    t.add_column("configuration", no_wrap=True)
+    text: dict[str, list[str]] = {}
     for v in variants:
-        t.add_column(v.replace("-", "-\n"), no_wrap=True)   # split long names at their hyphens, never cut
-    for label, cells in zip(labels, rows.values(), strict=True):
-        out = []
-        ref = summary.cell(cells[base], keys) if base in cells else None
-        for v in variants:
-            if v not in cells:
-                out.append("")
-                continue
-            c = summary.cell(cells[v], keys)
-            out.append(f"[bold yellow]{c}*[/]" if ref is not None and c != ref else c)
-        t.add_row(label, *out)
-    return [title, t, escape(f"rows: {legend}"), escape(summary.cell_legend(keys))]
+        col = []
+        for cells in rows.values():
+            ref = summary.cell(cells[base], keys) if base in cells else None
+            c = summary.cell(cells[v], keys) if v in cells else ""
+            col.append(f"{c}*" if c and ref is not None and c != ref else c)
+        text[v] = col
+    heads = {v: v.replace("-", "-\n") for v in variants}   # long names split at their hyphens, never cut
+    col_w = {v: max([len(x) for x in text[v]] + [len(x) for x in heads[v].splitlines()]) for v in variants}
+    label_w = max([len(x) for x in labels] + [len("configuration")])
+    chunks: list[list[str]] = []
+    for v in variants:
+        if v == base and chunks:
+            continue
+        cur = chunks[-1] if chunks else None
+        if cur is None or label_w + sum(col_w[x] + 1 for x in [*cur, v]) > width:
+            cur = [base] if base is not None and v != base else []
+            chunks.append(cur)
+        cur.append(v)
+    out: list = [f"[italic]Every configuration under every variant (* differs from {escape(str(base))})[/]"]
+    for chunk in chunks:
+        t = Table(box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
+        t.add_column("configuration", no_wrap=True, min_width=label_w)
+        for v in chunk:
+            t.add_column(heads[v], no_wrap=True, min_width=col_w[v])
+        for r, label in enumerate(labels):
+            t.add_row(label, *[f"[bold yellow]{escape(text[v][r])}[/]" if text[v][r].endswith("*")
+                               else escape(text[v][r]) for v in chunk])
+        out.append(t)
+    return [*out, escape(f"rows: {legend}"), escape(summary.cell_legend(keys))]
 
 
 def user_table(result: dict) -> Table:
