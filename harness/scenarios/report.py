@@ -1,6 +1,7 @@
 """reports/: report.md and a self-contained report.html (CSS inline, pictures as data URIs),
 timelines/<scenario>.png for the scenarios that decide claims, vcd/<scenario>.vcd for all,
-and run.json, which names the run that wrote them and lists every file it wrote.
+scenarios.json (the result as --json prints it), and run.json, which names the run that wrote
+them and lists every file it wrote.
 
 Each run leaves only its own files: what the previous run's run.json lists, and any picture
 or VCD in timelines/ and vcd/, is removed first (other files, such as fidelity.json, stay).
@@ -22,6 +23,7 @@ from harness.trace.timeline import Span
 from harness.trace.vcd import vcd_date, write_vcd
 
 MANIFEST = "run.json"
+RESULT_JSON = "scenarios.json"
 TITLE = "pstate-harness: the 2017 UAO/PAN review, decided by running the world switch"
 
 _CSS = """body{font-family:sans-serif;margin:2em;max-width:90em;line-height:1.4}
@@ -82,7 +84,9 @@ def write_reports(result: dict, events_by_scenario: dict[str, list[ev.Event]], o
     md.write_text(_markdown(result, pngs, date))
     page = out_dir / "report.html"
     page.write_text(_html(result, pngs, date))
-    files = [md, page, *written]
+    result_json = out_dir / RESULT_JSON
+    result_json.write_text(json.dumps(result, sort_keys=True, separators=(",", ":")) + "\n")
+    files = [md, page, result_json, *written]
     (out_dir / MANIFEST).write_text(json.dumps(
         {"date": date, "command": command, "scenarios": len(result["scenarios"]),
          "files": sorted(str(p.relative_to(out_dir)) for p in files)}, indent=1) + "\n")
@@ -219,16 +223,20 @@ def _html(result: dict, pngs: dict[str, Path], date: str) -> str:
         parts.append(f"<tr><td>{e(cid)}</td>{''.join(tds)}</tr>")
     parts.append(f"</table><p>{e(summary.cell_legend(keys))}. Highlighted: differs from {e(str(base))}.</p>")
 
-    parts.append("<h2 id='scenarios'>Scenarios</h2><p>Timelines: the kernel phases shaded, the exposure window "
-                 "(EL2 with PAN=0 after the guest exit) hatched. Each VCD opens in GTKWave.</p>")
+    parts.append(f"<h2 id='scenarios'>Scenarios</h2><p>Timelines: the kernel phases shaded, the exposure window "
+                 f"(EL2 with PAN=0 after the guest exit) hatched. Each VCD opens in GTKWave. Every observation of "
+                 f"every scenario: <a href='{RESULT_JSON}'>{RESULT_JSON}</a> (as <code>--json</code> prints it); "
+                 f"here in full for the scenarios with a timeline.</p>")
     for s in result["scenarios"]:
         sid = s["id"]
-        img = ""
+        img = obs = ""
         if sid in pngs:
             data = base64.b64encode(pngs[sid].read_bytes()).decode()
             img = f"<img alt='{e(sid)} timeline' src='data:image/png;base64,{data}'>"
+            obs = f"<pre>{e(json.dumps(s['observations'], indent=1, sort_keys=True))}</pre>"
+        outs = ", ".join(f"{k} {v}" for k, v in summary.outcomes(s).items())
         parts.append(f"<details id='{e(_slug(sid))}'{' open' if img else ''}><summary>{e(sid)}: {e(s['status'])}, "
-                     f"{s['icount']} instructions</summary>{img}<p><a class='vcd' href='vcd/{e(_slug(sid))}.vcd'>VCD"
-                     f"</a></p><pre>{e(json.dumps(s['observations'], indent=1, sort_keys=True))}</pre></details>")
+                     f"{s['icount']} instructions</summary>{img}<p>{e(outs)}. <a class='vcd' "
+                     f"href='vcd/{e(_slug(sid))}.vcd'>VCD</a></p>{obs}</details>")
     parts.append("</body></html>")
     return "\n".join(parts)
