@@ -130,7 +130,9 @@ def _markdown(result: dict, pngs: dict[str, Path], date: str) -> str:
         if len(c["evidence"]) > 12:
             lines.append(f"- ... {len(c['evidence']) - 12} more in report.html")
         lines.append("")
-    lines += ["## Where the variants differ", "", _variants_markdown(result), "",
+    lines += ["## Variants", "", "| variant | applies to | models |", "|---|---|---|"]
+    lines += [f"| {v['name']} | {v['applies_to'] or '-'} | {v['provenance']} |" for v in result.get("variants") or []]
+    lines += ["", "## Where the variants differ", "", _variants_markdown(result), "",
               "## Every configuration under every variant", "", _comparison_markdown(result), "", "## Timelines", "",
               "Shaded: the kernel phases; hatched: the exposure window (EL2 with PAN=0 after the guest exit). "
               "Each scenario's VCD is in vcd/.", ""]
@@ -194,6 +196,10 @@ def _html(result: dict, pngs: dict[str, Path], date: str) -> str:
                          f"<td><code>{e(json.dumps(x['observed'], sort_keys=True))}</code></td></tr>")
         parts.append("</table></details>")
 
+    if result.get("variants"):
+        parts.append("<h2>Variants</h2><table id='provenance'><tr><th>variant</th><th>applies to</th><th>models</th></tr>"
+                     + "".join(f"<tr><td>{e(v['name'])}</td><td>{e(v['applies_to'] or '-')}</td>"
+                               f"<td>{e(v['provenance'])}</td></tr>" for v in result["variants"]) + "</table>")
     base, n, diffs = summary.variant_differences(result)
     parts.append("<h2>Where the variants differ</h2>")
     if not diffs:

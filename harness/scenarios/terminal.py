@@ -1,6 +1,6 @@
 """The `scenarios` command's terminal output: the answer, the claims with one piece of evidence
-each, and a per-variant summary of where the variants differ; with --details, the full
-comparison with a short unique label per configuration and a legend.
+each, and a per-variant summary of where the variants differ; with --details, what each variant
+models and the full comparison with a short unique label per configuration and a legend.
 
 It fits the terminal: rich folds long text instead of cutting it (no ellipsis anywhere), the
 width comes from the terminal or COLUMNS (80 when neither says), and NO_COLOR or output to a
@@ -29,7 +29,7 @@ def print_result(con: Console, result: dict, *, details: bool = False, reports: 
               + escape(fid if fid else "fidelity not measured yet (make fidelity)")
               + (f"; architecture quirks: {', '.join(h['quirks'])}" if h.get("quirks") else ""))
     con.print(escape(summary.answer(result, brief=True)))
-    if result.get("variants"):
+    if details and result.get("variants"):
         con.print(provenance_table(result))
     con.print(claims_table(result))
     if summary.matrix_rows(result)[1]:   # user scenarios alone have nothing to compare
@@ -39,9 +39,10 @@ def print_result(con: Console, result: dict, *, details: bool = False, reports: 
                 con.print(part)
     if result.get("user"):
         con.print(user_table(result))
+    if not details:
+        con.print("--details adds what each variant models and every configuration under every variant.")
     if reports:
-        con.print(f"reports: {reports} (and report.md, timelines/, vcd/; the full comparison is there"
-                  + ("" if details else " and under --details") + ")")
+        con.print(f"reports: {reports} (and report.md, timelines/, vcd/, scenarios.json: all of it)")
 
 
 def _fold(table: Table) -> Table:
