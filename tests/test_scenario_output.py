@@ -104,7 +104,7 @@ def test_where_variants_differ_is_described_by_axes():
 
 
 def test_pipe_no_color_and_columns_are_respected():
-    args = ("--only", "v4.13/max-vhe-*", "--only", "patch-2017/max-vhe-*")
+    args = ("--only", "v4.13/max-vhe-kvm_run-*", "--only", "patch-2017/max-vhe-kvm_run-*")
     piped = _cli(*args, env={"COLUMNS": "80"})
     assert piped.returncode == 0 and "\x1b[" not in piped.stdout
     assert max(len(line) for line in piped.stdout.splitlines()) <= 80
