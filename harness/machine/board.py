@@ -47,6 +47,7 @@ from unicorn import (
 from unicorn import arm64_const as U
 
 from harness.arch import pagetable, syndrome
+from harness.arch.cause import Cause
 from harness.arch.exceptions import (
     HCR_E2H,
     HCR_TGE,
@@ -66,6 +67,7 @@ from harness.arch.sysregs import SYSREGS, SysReg, by_encoding, decode_msr_imm, l
 from harness.machine import decode
 from harness.machine.icount import ICounter
 from harness.trace import events as ev
+from harness.trace.events import StopReason
 
 RAM_BASE = 0x4000_0000
 RAM_SIZE = 256 << 20
@@ -109,7 +111,7 @@ class BoardError(Exception):
 
 @dataclass
 class RunResult:
-    status: str  # poweroff | reset | budget | loop | unmapped | unhandled | halted | breakpoint | error
+    status: StopReason
     message: str
     pc: int
     label: str | None
@@ -119,7 +121,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("poweroff", "reset")
+        return self.status.program_ended
 
 
 @dataclass
@@ -592,7 +594,7 @@ class Board:
             what, pc = self._action
             self._action = None
             if what == "breakpoint":
-                self._halt("breakpoint", f"breakpoint at {self.location(pc)}")
+                self._halt(StopReason.BREAKPOINT, f"breakpoint at {self.location(pc)}")
                 return
             if what == "wfx":
                 self._wfx_in_host(pc)
@@ -616,7 +618,7 @@ class Board:
             if self._stop is not None:
                 return
             if self.icount >= budget and self._stop is None:
-                self._halt("budget", f"instruction budget of {budget:,} exceeded{self._last_exceptions()}")
+                self._halt(StopReason.BUDGET, f"instruction budget of {budget:,} exceeded{self._last_exceptions()}")
             return
         # emu_start returned on its own: WFI with nothing to wake it, in Unicorn's model.
         self._ic.settle(self.pc)
@@ -628,7 +630,7 @@ class Board:
             return
         if self._pending_wakeup():
             return
-        self._halt("halted", "WFI/WFE with no interrupt pending: the CPU would sleep forever")
+        self._halt(StopReason.HALTED, "WFI/WFE with no interrupt pending: the CPU would sleep forever")
 
     def _emu(self, pc: int, count: int = 0) -> None:
         if count and not self._counted_tbs:
@@ -645,11 +647,11 @@ class Board:
                 access, addr, at = self._unmapped
                 self._ic.settle(at)
                 kind = {UC_MEM_WRITE_UNMAPPED: "write to", UC_MEM_FETCH_UNMAPPED: "fetch from"}.get(access, "read from")
-                self._halt("unmapped", f"{kind} unmapped address {addr:#x}", pc=at)
+                self._halt(StopReason.UNMAPPED, f"{kind} unmapped address {addr:#x}", pc=at)
             else:
-                self._halt("error", f"Unicorn stopped: {e}")
+                self._halt(StopReason.ERROR, f"Unicorn stopped: {e}")
         except _HarnessFault as e:
-            self._halt("error", str(e))
+            self._halt(StopReason.ERROR, str(e))
         finally:
             self._in_emu = False
         if self._resume_after is not None:
@@ -739,9 +741,9 @@ class Board:
         try:
             self._exception_from_unicorn(intno)
         except _HarnessFault as e:
-            self._halt("error", str(e))
+            self._halt(StopReason.ERROR, str(e))
         except Exception as e:  # a bug here must stop the run with a reason, not vanish in Unicorn
-            self._halt("error", f"internal error while handling QEMU exception {intno}: {type(e).__name__}: {e}")
+            self._halt(StopReason.ERROR, f"internal error while handling QEMU exception {intno}: {type(e).__name__}: {e}")
 
     def _exception_from_unicorn(self, intno: int) -> None:
         """Derive what QEMU decided (facts §7) and perform AArch64.TakeException for it."""
@@ -772,14 +774,14 @@ class Board:
         else:
             word = self._code_word(insn_addr)
         if intno == EXCP_SWI:
-            ec, iss, cause, elr = EC.SVC64, decode.imm16(word), "svc", pc
+            ec, iss, cause, elr = EC.SVC64, decode.imm16(word), Cause.SVC, pc
         elif intno == EXCP_HVC:
-            ec, iss, cause, elr = EC.HVC64, decode.imm16(word), "hvc", pc
+            ec, iss, cause, elr = EC.HVC64, decode.imm16(word), Cause.HVC, pc
         elif intno == EXCP_HYP_TRAP:
             # QEMU raises this for SMC trapped by HCR_EL2.TSC; the preferred return is the SMC itself.
-            ec, iss, cause, elr, target = EC.SMC64, decode.imm16(word), "smc_trap", pc, 2
+            ec, iss, cause, elr, target = EC.SMC64, decode.imm16(word), Cause.SMC_TRAP, pc, 2
         elif intno == EXCP_BKPT:
-            ec, iss, cause, elr = EC.BRK, decode.imm16(word), "brk", pc
+            ec, iss, cause, elr = EC.BRK, decode.imm16(word), Cause.BRK, pc
         elif intno == EXCP_UDEF:
             ec, iss, cause, target = self._classify_undef(word, ps, ctx)
             elr = pc
@@ -787,7 +789,7 @@ class Board:
             far = pc
             tr = self._translate(pc, ps, ctx, pagetable.Access(el=ps.el, fetch=True))
             fsc, note = self._fault_code(tr, "instruction abort", pc)
-            ec, iss, cause, elr = EC.IABT_LOW, fsc, "inst_abort", pc
+            ec, iss, cause, elr = EC.IABT_LOW, fsc, Cause.INST_ABORT, pc
         elif intno == EXCP_DATA_ABORT:
             acc = decode.mem_access(word, pc, self.uc.reg_read)
             if acc is None:
@@ -797,26 +799,26 @@ class Board:
                 acc.va, ps, ctx, pagetable.Access(el=ps.el, write=acc.write, unprivileged=acc.unprivileged)
             )
             fsc, note = self._fault_code(tr, "data abort", pc)
-            ec, iss, cause, elr = EC.DABT_LOW, fsc | (1 << 6 if acc.write else 0), "data_abort", pc
+            ec, iss, cause, elr = EC.DABT_LOW, fsc | (1 << 6 if acc.write else 0), Cause.DATA_ABORT, pc
         else:
-            self._halt("unhandled", f"Unicorn reported QEMU exception {intno}, which the board does not model")
+            self._halt(StopReason.UNHANDLED, f"Unicorn reported QEMU exception {intno}, which the board does not model")
             return
         if target is None:
             target = route_sync(ec, ps.el, ctx, self.features)
         if target == 3:
-            self._halt("unhandled", f"{cause} at {self.location(insn_addr)} is routed to EL3, where only PSCI firmware runs")
+            self._halt(StopReason.UNHANDLED, f"{cause} at {self.location(insn_addr)} is routed to EL3, where only PSCI firmware runs")
             return
         if ec in (EC.DABT_LOW, EC.IABT_LOW) and target == ps.el:
             ec = EC.DABT_CUR if ec == EC.DABT_LOW else EC.IABT_CUR
         esr = syndrome.make_esr(ec, iss, 1)
         self._take(ExceptionType.SYNC, target, esr, far, elr, cause, note, at=insn_addr)
 
-    def _classify_undef(self, word: int, ps: PState, ctx: SysCtx) -> tuple[int, int, str, int | None]:
+    def _classify_undef(self, word: int, ps: PState, ctx: SysCtx) -> tuple[int, int, Cause, int | None]:
         """QEMU reports traps to EL2 as UNDEFINED too; tell them apart from the instruction."""
         wfx, is_wfe = decode.is_wfx(word)
         if wfx:
             target = route_sync(EC.WFX, ps.el, ctx, self.features, is_wfe=is_wfe)
-            return EC.WFX, syndrome.syn_wfx(is_wfe) & 0x1FFFFFF, "wfx_trap", target
+            return EC.WFX, syndrome.syn_wfx(is_wfe) & 0x1FFFFFF, Cause.WFX_TRAP, target
         ops = decode.sysreg_operands(word)
         if ops is not None and ps.el == 1 and not (ctx.hcr_el2 >> 27) & 1:
             enc, rt, is_read = ops
@@ -824,8 +826,8 @@ class Board:
             # HCR_EL2.TVM traps EL1 writes, TRVM reads, of the virtual-memory controls (D13.2.48).
             bit = 30 if is_read else 26
             if reg is not None and reg.name in _TVM_REGS and (ctx.hcr_el2 >> bit) & 1:
-                return EC.SYS64, syndrome.syn_sysreg_trap(enc, rt, is_read) & 0x1FFFFFF, "sysreg_trap", 2
-        return EC.UNKNOWN, 0, "undefined", None
+                return EC.SYS64, syndrome.syn_sysreg_trap(enc, rt, is_read) & 0x1FFFFFF, Cause.SYSREG_TRAP, 2
+        return EC.UNKNOWN, 0, Cause.UNDEFINED, None
 
     def _translate(self, va: int, ps: PState, ctx: SysCtx, access: pagetable.Access) -> pagetable.Translation:
         regime = pagetable.regime_for(ps.el, ctx)
@@ -857,7 +859,7 @@ class Board:
         return self.word_at(pa)
 
     def _take(
-        self, kind: ExceptionType, target: int, esr: int | None, far: int | None, elr: int, cause: str,
+        self, kind: ExceptionType, target: int, esr: int | None, far: int | None, elr: int, cause: Cause,
         note: str = "", at: int | None = None,
     ) -> None:
         """AArch64.TakeException; `at` is the instruction that caused it (event pc), default ELR."""
@@ -890,7 +892,7 @@ class Board:
         self._loop_icount = icount
         if self._loop_count >= _LOOP_REPEATS:
             self._halt(
-                "loop",
+                StopReason.LOOP,
                 f"exception loop: {cause} at {self.location(entry.elr)} entered the EL{t} vector "
                 f"{self.location(entry.vector)} {self._loop_count} times without progress",
                 pc=entry.elr,
@@ -916,7 +918,7 @@ class Board:
         target = wfx_trap_target(0, self.sysctx(), is_wfe=is_wfe)
         if target is not None:
             esr = syndrome.make_esr(EC.WFX, syndrome.syn_wfx(is_wfe) & 0x1FFFFFF, 1)
-            self._take(ExceptionType.SYNC, target, esr, None, addr, "wfx_trap")
+            self._take(ExceptionType.SYNC, target, esr, None, addr, Cause.WFX_TRAP)
             return
         self.pc = addr + 4
         self._ic.set(self.icount + 1)
@@ -925,7 +927,7 @@ class Board:
     def _illegal_state(self, pc: int) -> None:
         ps = self.pstate()
         target = route_sync(EC.ILLEGAL_STATE, ps.el, self.sysctx(), self.features)
-        self._take(ExceptionType.SYNC, target, syndrome.make_esr(EC.ILLEGAL_STATE, 0), None, pc, "illegal_state")
+        self._take(ExceptionType.SYNC, target, syndrome.make_esr(EC.ILLEGAL_STATE, 0), None, pc, Cause.ILLEGAL_STATE)
 
     def _cpr_write(self, name: str, value: int) -> None:
         reg = SYSREGS[name]
@@ -936,10 +938,10 @@ class Board:
         fn = self.reg(0) & 0xFFFF_FFFF
         if fn == PSCI_SYSTEM_OFF:
             self.off = "PSCI SYSTEM_OFF"
-            self._halt("poweroff", "PSCI SYSTEM_OFF")
+            self._halt(StopReason.POWEROFF, "PSCI SYSTEM_OFF")
         elif fn == PSCI_SYSTEM_RESET:
             self.off = "PSCI SYSTEM_RESET"
-            self._halt("reset", "PSCI SYSTEM_RESET")
+            self._halt(StopReason.RESET, "PSCI SYSTEM_RESET")
         else:
             self.set_reg(0, PSCI_NOT_SUPPORTED)
 
@@ -976,10 +978,10 @@ class Board:
             self._injections.remove(inj)
             name = inj.kind.name.lower()
             if target == 3:
-                self._halt("unhandled", f"{name} at {self.location(self.pc)} is routed to EL3, where only PSCI firmware runs")
+                self._halt(StopReason.UNHANDLED, f"{name} at {self.location(self.pc)} is routed to EL3, where only PSCI firmware runs")
                 return False
             esr = syndrome.syn_serror() if inj.kind is ExceptionType.SERROR else None
-            self._take(inj.kind, target, esr, None, self.pc, name, inj.note)
+            self._take(inj.kind, target, esr, None, self.pc, Cause(name), inj.note)
             return True
         return False
 
@@ -1003,11 +1005,11 @@ class Board:
                     # Unicorn stops with the store done but PC still on it: resume after it.
                     pc, ic = self._store_in_hook
                     self._resume_after = (pc + 4, ic + 1)
-                    self._halt("watch", why, pc=pc + 4)
+                    self._halt(StopReason.WATCH, why, pc=pc + 4)
                 else:
-                    self._halt("watch", why, pc=self.pc)
+                    self._halt(StopReason.WATCH, why, pc=self.pc)
 
-    def _halt(self, reason: str, message: str, pc: int | None = None) -> None:
+    def _halt(self, reason: StopReason, message: str, pc: int | None = None) -> None:
         if self._stop is not None:
             return
         at = self.pc if pc is None else pc

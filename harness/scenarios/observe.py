@@ -24,7 +24,6 @@ from harness.scenarios.world import (
 )
 from harness.trace import events as ev
 
-_ABORTS = ("data_abort", "inst_abort")
 HCR_E2H, HCR_TGE, SCTLR_SPAN = 1 << 34, 1 << 27, 1 << 23
 
 
@@ -82,7 +81,7 @@ def observe(scenario: Scenario, events: list[ev.Event], labels: dict[str, int],
         out = {"outcome": "ok", **pstate_fields(m.pstate), "icount": m.icount}
         # The probe's own access (icount) or, for a call, the fetch at its target (icount + 1).
         hit = next((e for e in seq if isinstance(e, ev.ExceptionEntry) and m.icount <= e.icount <= m.icount + 1
-                    and e.cause in _ABORTS), None)
+                    and e.cause.is_abort), None)
         if hit is not None:
             out.update(outcome="fault", cause=hit.cause, esr=hit.esr, far=hit.far, ec=hit.esr >> 26,
                        fsc=hit.esr & 0x3F, to_el=hit.to_el, at=location(hit.elr))

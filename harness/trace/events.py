@@ -10,7 +10,41 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import IO, Any, ClassVar
+
+from harness.arch.cause import Cause
+
+
+class StopReason(StrEnum):
+    """Why a run stopped: the board's stops (Stop.reason, RunResult.status), then the ends of
+    the debugger's commands. Values are the strings traces and JSON have always carried."""
+
+    POWEROFF = "poweroff"  # PSCI SYSTEM_OFF
+    RESET = "reset"  # PSCI SYSTEM_RESET
+    BUDGET = "budget"  # the instruction budget ran out
+    LOOP = "loop"  # the same vector entered again and again without progress
+    UNMAPPED = "unmapped"
+    UNHANDLED = "unhandled"  # an exception the board does not model (one routed to EL3, ...)
+    HALTED = "halted"  # WFI/WFE with nothing to wake it
+    BREAKPOINT = "breakpoint"
+    WATCH = "watch"  # Board.stop_on_event asked for it (the debugger's watch- and catchpoints)
+    ERROR = "error"  # Unicorn or the harness failed
+    # the debugger's
+    STEP = "step"  # stepi/step did what it was asked
+    NEXT = "next"
+    FINISH = "finish"
+    UNTIL = "until"
+    INTERRUPT = "interrupt"  # Ctrl-C
+    LIMIT = "limit"  # a command's instruction limit
+    REVERSE_STEP = "reverse-step"
+    REVERSE_CONTINUE = "reverse-continue"
+    HISTORY_START = "history-start"  # reverse execution reached the oldest checkpoint
+
+    @property
+    def program_ended(self) -> bool:
+        """The program powered the board off (PSCI): it ran to its end."""
+        return self in (StopReason.POWEROFF, StopReason.RESET)
 
 
 @dataclass(frozen=True)
@@ -31,7 +65,7 @@ class ExceptionEntry(Event):
 
     kind: ClassVar[str] = "exception_entry"
     exc_type: str = "sync"  # sync | irq | fiq | serror
-    cause: str = ""  # svc, hvc, smc_trap, brk, undefined, wfx_trap, sysreg_trap, data_abort, inst_abort, irq, ...
+    cause: Cause = Cause.UNDEFINED
     from_el: int = 0
     to_el: int = 0
     pstate_before: int = 0
@@ -110,7 +144,7 @@ class ModelMismatch(Event):
 @dataclass(frozen=True)
 class Stop(Event):
     kind: ClassVar[str] = "stop"
-    reason: str = ""  # poweroff | reset | budget | loop | unmapped | unhandled | halted | breakpoint | error
+    reason: StopReason = StopReason.ERROR
     message: str = ""
 
 
