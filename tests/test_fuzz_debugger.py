@@ -21,15 +21,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.text import Text
 
-from harness.debugger.core import (
-    ALIASES,
-    COMMANDS,
-    EXCEPTION_CAUSES,
-    PSTATE_FIELDS,
-    SYSREG_GROUPS,
-    Debugger,
-    DebuggerError,
-)
+from harness.debugger.commands import COMMANDS
+from harness.debugger.core import Debugger, DebuggerError
+from harness.debugger.points import CATCH_FILTERS
+from harness.debugger.render import PSTATE_FIELDS, SYSREG_GROUPS
+
+ALIASES = COMMANDS.aliases()
+EXCEPTION_CAUSES = tuple(CATCH_FILTERS)
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = str(ROOT / "tests/data/debug/hello.S")

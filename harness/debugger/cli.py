@@ -17,7 +17,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from harness.debugger.core import COMMANDS, PSTATE_FIELDS, SYSREG_GROUPS, Debugger, DebuggerError
+from harness.debugger.commands import COMMANDS
+from harness.debugger.core import Debugger, DebuggerError
+from harness.debugger.render import PSTATE_FIELDS, SYSREG_GROUPS
 
 HISTORY = Path.home() / ".pstate_harness_history"
 

@@ -26,8 +26,11 @@ from collections.abc import Callable
 from rich.text import Text
 
 from harness.arch.pstate import PState
+from harness.debugger import render
+from harness.debugger.base import checked_pstate
 from harness.debugger.core import Debugger, DebuggerError, Stop
 from harness.machine.board import BoardError
+from harness.trace import events as ev
 
 MAX_PACKET = 0x4000  # what qSupported offers; longer packets are refused
 CORE_REGS = [f"x{i}" for i in range(31)] + ["sp", "pc", "cpsr"]
@@ -372,7 +375,8 @@ class GdbStub:
 
     def _stop_reply(self, st: Stop) -> bytes:
         d = self.dbg
-        lines = [Text.from_markup(d.describe_exception(e)).plain for e in st.exceptions[-3:]]
+        assert d.board is not None
+        lines = [Text.from_markup(render.exception(d.board, e)).plain for e in st.exceptions[-3:]]
         if st.message:
             lines.append(st.message)
         if lines:
@@ -387,9 +391,8 @@ class GdbStub:
         if st.reason == "breakpoint" and d.board is not None and d.board.pc in self._gdb_bps:
             # only for gdb's own breakpoints: gdb resumes after a swbreak stop it did not ask for
             extra = "swbreak:;"
-        elif st.reason == "watch" and st.message.startswith("watchpoint") and "*" in st.message:
-            addr = st.message.split("*", 1)[1].split()[0]
-            extra = f"watch:{int(addr, 16):x};"
+        elif st.hit is not None and isinstance(st.hit.event, ev.MemoryWrite):
+            extra = f"watch:{st.hit.event.addr:x};"
         return f"T05{extra}thread:1;".encode()
 
     def _point(self, p: str) -> bytes:
@@ -460,7 +463,7 @@ class GdbStub:
         elif n == 32:
             b.pc = v
         elif n == 33:
-            b.set_pstate(self.dbg.checked_pstate(PState.from_bits(v)))
+            b.set_pstate(checked_pstate(PState.from_bits(v)))
         elif 34 <= n < 34 + len(SYSREGS):
             b.write_sysreg(SYSREGS[n - 34], v)
         else:
