@@ -15,7 +15,8 @@ from rich.text import Text
 
 from harness.arch.pstate import PState
 from harness.debugger.core import Debugger, DebuggerError
-from harness.debugger.gdbstub import GdbStub, checksum
+from harness.debugger.gdbconn import checksum
+from harness.debugger.gdbstub import GdbStub
 from harness.machine.board import Board
 from harness.trace import events as ev
 

@@ -18,7 +18,8 @@ from test_inject import PROGRAM as INJECT_PROGRAM
 from harness.arch.exceptions import ExceptionType, async_masked, route_async
 from harness.debugger import cli as debug_cli
 from harness.debugger.core import Debugger, DebuggerError
-from harness.debugger.gdbstub import GdbStub, checksum
+from harness.debugger.gdbconn import checksum
+from harness.debugger.gdbstub import GdbStub
 from harness.machine.board import UART_BASE
 from harness.trace.events import ExceptionEntry
 

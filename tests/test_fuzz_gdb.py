@@ -30,7 +30,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.debugger.core import Debugger
-from harness.debugger.gdbstub import GdbStub, _escape, _unescape, checksum
+from harness.debugger.gdbconn import checksum, escape, unescape
+from harness.debugger.gdbstub import GdbStub
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = str(ROOT / "tests/data/debug/hello.S")
@@ -96,7 +97,7 @@ ANY_PACKET = st.one_of(PACKET, mutated())
 
 
 def frame(body: bytes) -> bytes:
-    esc = _escape(body)
+    esc = escape(body)
     return b"$" + esc + b"#" + checksum(esc)
 
 
@@ -149,7 +150,7 @@ class _Conn:
                 body = m.group(1)
                 assert checksum(body) == m.group(2).lower(), f"bad checksum from the stub: {m.group(0)[:60]!r}"
                 assert b"*" not in body, f"a run-length mark the stub never sends: {body[:60]!r}"
-                body = _unescape(body)
+                body = unescape(body)
                 if body.startswith(b"O") and body != b"OK":
                     console.append(body)
                     continue
@@ -229,7 +230,7 @@ def _still_serving(stub: GdbStub, listener, t, log: list[str], conn: _Conn | Non
         return
     if stub.ended_by is None:
         until = time.monotonic() + REPLY_TIMEOUT
-        while stub.sock is not None and t.is_alive() and time.monotonic() < until:
+        while stub.conn is not None and t.is_alive() and time.monotonic() < until:
             time.sleep(0.005)  # the stub is still closing the last connection
         if t.is_alive() and stub.ended_by is None:  # a closed connection (D, k...): a new gdb is served
             c = _Conn(listener.getsockname())
@@ -389,13 +390,13 @@ def test_the_property_catches_a_stub_that_stops_answering(worker):
 
 
 def broken_stub_session(target: str) -> int:
-    """A stub whose dispatcher never answers `?`: the session function must report it."""
+    """A stub that never answers `?`: the session function must report it."""
     global REPLY_TIMEOUT
     saved, REPLY_TIMEOUT = REPLY_TIMEOUT, 1.0
-    orig = GdbStub._dispatch
-    GdbStub._dispatch = lambda self, p: (time.sleep(3) or b"T05") if p == "?" else orig(self, p)
+    orig = GdbStub.handle
+    GdbStub.handle = lambda self, pkt: (time.sleep(3) or b"T05") if pkt == b"?" else orig(self, pkt)
     try:
         return packet_session(target, None, ["g", "?"])
     finally:
-        GdbStub._dispatch = orig
+        GdbStub.handle = orig
         REPLY_TIMEOUT = saved

@@ -18,27 +18,26 @@ reset, `kill` (vKill, k) ends it, `monitor exit` ends the server.
 from __future__ import annotations
 
 import re
-import select
 import socket
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from rich.text import Text
 
 from harness.arch.pstate import PState
 from harness.debugger import render
-from harness.debugger.base import checked_pstate
+from harness.debugger.base import MASK64, checked_pstate
 from harness.debugger.core import Debugger, DebuggerError, Stop
-from harness.machine.board import BoardError
+from harness.debugger.gdbconn import MAX_PACKET, GdbConnection
+from harness.machine.board import Board, BoardError
 from harness.trace import events as ev
+from harness.trace.events import PROGRAM_ENDED, StopReason
 
-MAX_PACKET = 0x4000  # what qSupported offers; longer packets are refused
 CORE_REGS = [f"x{i}" for i in range(31)] + ["sp", "pc", "cpsr"]
 SYSREGS = ("HCR_EL2", "SCTLR_EL2", "SCTLR_EL1", "SPSR_EL2", "ELR_EL2", "ESR_EL2", "FAR_EL2", "VBAR_EL2",
            "SPSR_EL1", "ELR_EL1", "ESR_EL1", "FAR_EL1", "VBAR_EL1", "TCR_EL2", "TTBR0_EL2", "TTBR1_EL2",
            "TCR_EL1", "TTBR0_EL1", "TTBR1_EL1", "VTTBR_EL2", "SP_EL0", "SP_EL1", "SP_EL2", "TPIDR_EL2")
-SIGTRAP, SIGINT = 5, 2
-MASK64 = (1 << 64) - 1
 O_CHUNK = 1024  # program output bytes per O packet
 
 
@@ -58,19 +57,55 @@ def target_xml() -> str:
             f'<feature name="org.pstate-harness.sysregs">{sysregs}</feature></target>')
 
 
-def checksum(data: bytes) -> bytes:
-    return b"%02x" % (sum(data) & 0xFF)
+
+
+Reply = bytes | None  # None: close the connection without a reply
+
+
+@dataclass(frozen=True)
+class Handler:
+    fn: Callable[[GdbStub, str], Reply]
+    live: bool  # needs a program to debug: E01 without one (`run` in extended-remote starts one)
+
+
+_EXACT: dict[str, Handler] = {}
+_PREFIX: list[tuple[str, Handler]] = []  # longest prefix first
+_UNKNOWN = Handler(lambda _stub, _p: b"", live=False)  # the empty reply: not supported
+_UNKNOWN_LIVE = Handler(lambda _stub, _p: b"", live=True)
+_LIVE_LETTERS = "gGpPmMzZscb"  # unknown packets of these kinds are about the program
+
+
+def packet(*names: str, prefix: bool = False, live: bool = False) -> Callable:
+    """Register the decorated method as the handler of packets named (or, with prefix,
+    starting with) each of names."""
+
+    def register(fn: Callable[[GdbStub, str], Reply]) -> Callable[[GdbStub, str], Reply]:
+        for name in names:
+            if prefix:
+                _PREFIX.append((name, Handler(fn, live)))
+                _PREFIX.sort(key=lambda kv: -len(kv[0]))
+            else:
+                _EXACT[name] = Handler(fn, live)
+        return fn
+
+    return register
+
+
+def handler_for(p: str) -> Handler:
+    h = _EXACT.get(p) or next((h for name, h in _PREFIX if p.startswith(name)), None)
+    if h is not None:
+        return h
+    return _UNKNOWN_LIVE if p and p[0] in _LIVE_LETTERS else _UNKNOWN
 
 
 class GdbStub:
-    """One debugger session served to one gdb connection at a time."""
+    """One debugger session served to one gdb connection at a time: a table of packet handlers
+    (`@packet`) over a GdbConnection."""
 
     def __init__(self, dbg: Debugger, log: Callable[[str], None] | None = None) -> None:
         self.dbg = dbg
         self.log = log or (lambda _m: None)
-        self.sock: socket.socket | None = None
-        self.ack = True
-        self.buf = b""
+        self.conn: GdbConnection | None = None  # the gdb being served
         self.xml = target_xml().encode()
         self.extended = False  # gdb said `!` (target extended-remote) on this connection
         self.killed = False  # gdb killed the program (k, vKill); `run` starts it again
@@ -85,95 +120,45 @@ class GdbStub:
         b = self.dbg.board
         return b is not None and b.off is None and not self.killed
 
-    # ------------------------------------------------------------------ transport
+    # ------------------------------------------------------------------ connections
 
     def serve(self, listener: socket.socket) -> None:
         """Serve connections until the program run is over (see the module docstring), or
         the listener is closed."""
         while self.ended_by is None:
             try:
-                conn, addr = listener.accept()
+                sock, addr = listener.accept()
             except OSError:
                 return  # the listener was closed
             self.log(f"gdb connected from {addr[0]}:{addr[1]}")
             # no Nagle: the ack and the reply are two small writes, and gdb waits for both
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.sock, self.ack, self.buf, self.extended = conn, True, b"", False
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = self.conn = GdbConnection(sock)
+            self.extended = False
             try:
-                self._session()
+                self._session(conn)
             finally:
                 if self.ended_by is None and not self.extended and not self.alive:
                     b = self.dbg.board
                     self.ended_by = f"the program ended ({b.off})" if b is not None and b.off else "the program was killed"
                 conn.close()
-                self.sock = None
+                self.conn = None
                 self.log("gdb disconnected")
 
-    def _session(self) -> None:
+    def _session(self, conn: GdbConnection) -> None:
         while self.ended_by is None:
-            pkt = self._read_packet()
+            pkt = conn.read_packet()
             if pkt is None:
                 return
             reply = self.handle(pkt)
             if reply is None:
                 return  # `k` outside extended mode: the connection closes (no reply)
             if pkt != b"k":
-                self._send(reply)
+                conn.send(reply)
             if self._noack_next:
-                self.ack, self._noack_next = False, False
+                conn.ack, self._noack_next = False, False
             if pkt == b"D" or pkt.startswith(b"D;"):
                 return
-
-    def _recv(self) -> bytes:
-        if self.sock is None:
-            return b""
-        try:
-            data = self.sock.recv(65536)
-        except OSError:
-            return b""
-        return data
-
-    def _read_packet(self) -> bytes | None:
-        while True:
-            # drop acks and noise before '$'; a bare Ctrl-C between packets is ignored
-            start = self.buf.find(b"$")
-            if start < 0:
-                self.buf = b""
-            else:
-                self.buf = self.buf[start:]
-                end = self.buf.find(b"#")
-                if end >= 0 and len(self.buf) >= end + 3:
-                    body, cs = self.buf[1:end], self.buf[end + 1 : end + 3]
-                    self.buf = self.buf[end + 3 :]
-                    if self.ack:
-                        ok = cs.lower() == checksum(body)
-                        self._raw(b"+" if ok else b"-")
-                        if not ok:
-                            continue
-                    return _unescape(body)
-                if len(self.buf) > MAX_PACKET + 16:
-                    # oversized: refuse it and resynchronise on the next packet
-                    self.buf = b""
-                    if self.ack:
-                        self._raw(b"+")
-                    self._send(b"E01")
-                    continue
-            data = self._recv()
-            if not data:
-                return None
-            self.buf += data
-
-    def _raw(self, data: bytes) -> None:
-        if self.sock is None:
-            return  # packets handled without a connection (tests, fuzzing)
-        try:
-            self.sock.sendall(data)
-        except OSError:
-            pass
-
-    def _send(self, body: bytes) -> None:
-        out = b"$" + _escape(body) + b"#" + checksum(_escape(body))
-        self._raw(out)
 
     def _console(self, text: str) -> None:
         """gdb prints O packets on its console (used to say why a stop happened)."""
@@ -182,28 +167,24 @@ class GdbStub:
     def _program_output(self, data: bytes) -> None:
         """Console output (the program's UART bytes, stop reasons) as O packets; gdb accepts
         them while the target runs and before a qRcmd's final reply."""
+        if self.conn is None:
+            return  # packets handled without a connection (tests, fuzzing)
         for k in range(0, len(data), O_CHUNK):
-            self._send(b"O" + data[k : k + O_CHUNK].hex().encode())
+            self.conn.send(b"O" + data[k : k + O_CHUNK].hex().encode())
 
     def _interrupted(self) -> bool:
-        if self.sock is None:
-            return False
-        r, _, _ = select.select([self.sock], [], [], 0)
-        if not r:
-            return False
-        data = self._recv()
-        if b"\x03" in data:
-            self.buf += data.replace(b"\x03", b"")
-            return True
-        self.buf += data
-        return False
+        return self.conn is not None and self.conn.interrupted()
 
     # ------------------------------------------------------------------ packets
 
-    def handle(self, pkt: bytes) -> bytes | None:
+    def handle(self, pkt: bytes) -> Reply:
         """The reply to one packet (None: close the connection)."""
+        p = pkt.decode("latin-1")
         try:
-            return self._dispatch(pkt.decode("latin-1"))
+            h = handler_for(p)
+            if h.live and not self.alive:
+                return b"E01"  # no process: `run` (extended-remote) starts one
+            return h.fn(self, p)
         except (ValueError, IndexError, KeyError, DebuggerError, BoardError) as e:
             self.log(f"bad packet {pkt[:40]!r}: {e}")
             return b"E02"
@@ -211,123 +192,44 @@ class GdbStub:
             self.log(f"internal error on packet {pkt[:40]!r}: {type(e).__name__}: {e}\n{traceback.format_exc()}")
             return b"E03"
 
-    def _dispatch(self, p: str) -> bytes | None:
-        if p.startswith("qSupported"):
-            return (f"PacketSize={MAX_PACKET:x};qXfer:features:read+;swbreak+;hwbreak+;ReverseStep+;"
-                    "ReverseContinue+;QStartNoAckMode+;vContSupported+").encode()
-        if p == "QStartNoAckMode":
-            self._noack_next = True  # after this OK is sent (and acked)
-            return b"OK"
-        if p.startswith("qXfer:features:read:"):
-            annex, _, span = p[len("qXfer:features:read:"):].rpartition(":")
-            if annex != "target.xml":
-                return b"E00"  # the annex is invalid
-            off, length = (_hex(x) for x in span.split(","))
-            chunk = self.xml[off : off + length]
-            return (b"l" if off + length >= len(self.xml) else b"m") + chunk
-        if p.startswith("qXfer:"):
-            return b""  # an object this stub does not offer (qSupported names the ones it does)
-        if p == "!":
-            self.extended = True
-            return b"OK"
-        if p == "?":
-            return b"T05thread:1;" if self.alive else b"W00"
-        if p == "qC":
-            return b"QC1" if self.alive else b"E01"
-        if p == "qfThreadInfo":
-            return b"m1" if self.alive else b"l"
-        if p == "qsThreadInfo":
-            return b"l"
-        if p.startswith("qAttached"):
-            return b"1"
-        if p.startswith("H") or p.startswith("T") or p == "qSymbol::":
-            return b"OK"
-        if p.startswith("vRun;"):
-            return self._run(p)
-        if p == "k" or p.startswith("vKill"):
-            self.killed = True
-            self.log("gdb killed the program")
-            if p == "k":
-                return b"" if self.extended else None  # k has no reply
-            return b"OK"
-        if p.startswith("qRcmd,"):
-            return self._monitor(bytes.fromhex(p[6:]).decode())
-        if p == "D" or p.startswith("D;"):
-            return b"OK"
-        if p == "vCont?":
-            return b"vCont;c;C;s;S"
-        if p.startswith("v"):
-            if not p.startswith("vCont;"):
-                return b""  # vMustReplyEmpty, vFile, ...: not supported
-        elif not p or p[0] not in "gGpPmMzZscb":
-            return b""  # unsupported: the empty reply
-        if not self.alive:
-            return b"E01"  # no process: `run` (extended-remote) starts one
-        return self._target_packet(p)
+    @packet("qSupported", prefix=True)
+    def _supported(self, p: str) -> Reply:
+        return (f"PacketSize={MAX_PACKET:x};qXfer:features:read+;swbreak+;hwbreak+;ReverseStep+;"
+                "ReverseContinue+;QStartNoAckMode+;vContSupported+").encode()
 
-    def _target_packet(self, p: str) -> bytes:
-        """Packets that need a running program."""
-        d = self.dbg
-        b = d.board
-        assert b is not None
-        if p == "g":
-            return self._all_regs().encode()
-        if p.startswith("G"):
-            data = bytes.fromhex(p[1:])
-            off = 0
-            for i, _name in enumerate(self._reg_names()):
-                size = 4 if i == 33 else 8
-                if off + size > len(data):
-                    break
-                self._set_reg(i, int.from_bytes(data[off : off + size], "little"))
-                off += size
-            return b"OK"
-        if p.startswith("p"):
-            return self._reg_hex(_hex(p[1:])).encode()
-        if p.startswith("P"):
-            n_text, v = p[1:].split("=")
-            n = _hex(n_text)
-            size = 4 if n == 33 else 8
-            self._set_reg(n, int.from_bytes(bytes.fromhex(v)[:size], "little"))
-            return b"OK"
-        if p.startswith("m"):
-            addr, length = (_hex(x) for x in p[1:].split(","))
-            if length > MAX_PACKET // 2:
-                return b"E01"
-            try:
-                return b.read_mem(addr, length).hex().encode()
-            except BoardError:
-                return b"E14"  # EFAULT, as gdbserver answers
-        if p.startswith("M"):
-            head, data = p[1:].split(":")
-            addr, length = (_hex(x) for x in head.split(","))
-            raw = bytes.fromhex(data)
-            if len(raw) != length:
-                return b"E01"
-            try:
-                b.write_mem(addr, raw)  # a store to the UART is output (sent with the next stop)
-            except BoardError:
-                return b"E14"
-            d.new_history()
-            return b"OK"
-        if p[:2] in ("Z0", "Z1", "z0", "z1", "Z2", "z2", "Z3", "z3", "Z4", "z4"):
-            return self._point(p)
-        if p.startswith("vCont;"):
-            action = p[6:].split(";")[0].split(":")[0]
-            if not action or action[0] not in "cCsS":
-                return b"E02"
-            return self._resume("s" if action[0] in "sS" else "c")
-        if p[0] in "sc":
-            if len(p) > 1:
-                b.pc = _addr(p[1:])
-            return self._resume(p[0])
-        if p == "bs":
-            return self._stop_reply(d.reverse_stepi(1))
-        if p == "bc":
-            return self._stop_reply(d.reverse_continue())
-        return b""
+    @packet("QStartNoAckMode")
+    def _no_ack(self, p: str) -> Reply:
+        self._noack_next = True  # after this OK is sent (and acked)
+        return b"OK"
 
-    def _run(self, p: str) -> bytes:
+    @packet("qXfer:features:read:", prefix=True)
+    def _features(self, p: str) -> Reply:
+        annex, _, span = p[len("qXfer:features:read:"):].rpartition(":")
+        if annex != "target.xml":
+            return b"E00"  # the annex is invalid
+        off, length = (_hex(x) for x in span.split(","))
+        chunk = self.xml[off : off + length]
+        return (b"l" if off + length >= len(self.xml) else b"m") + chunk
+
+    @packet("!")
+    def _extended_mode(self, p: str) -> Reply:
+        self.extended = True
+        return b"OK"
+
+    @packet("?")
+    def _status(self, p: str) -> Reply:
+        return b"T05thread:1;" if self.alive else b"W00"
+
+    @packet("qC")
+    def _current_thread(self, p: str) -> Reply:
+        return b"QC1" if self.alive else b"E01"
+
+    @packet("qfThreadInfo")
+    def _threads(self, p: str) -> Reply:
+        return b"m1" if self.alive else b"l"
+
+    @packet("vRun;", prefix=True)
+    def _run(self, p: str) -> Reply:
         """vRun;PROGRAM[;ARG]...: start the program again from reset (an empty name: the one
         loaded), or the program or scenario gdb names."""
         args = [bytes.fromhex(a).decode() for a in p[5:].split(";")]
@@ -346,7 +248,18 @@ class GdbStub:
         self.log(f"started {d.target}")
         return b"T05thread:1;"
 
-    def _monitor(self, cmd: str) -> bytes:
+    @packet("k")
+    @packet("vKill", prefix=True)
+    def _kill(self, p: str) -> Reply:
+        self.killed = True
+        self.log("gdb killed the program")
+        if p == "k":
+            return b"" if self.extended else None  # k has no reply
+        return b"OK"
+
+    @packet("qRcmd,", prefix=True)
+    def _monitor(self, p: str) -> Reply:
+        cmd = bytes.fromhex(p[6:]).decode()
         if cmd.strip() in ("exit", "quit"):
             self.ended_by = "monitor exit"
             self._console("gdbserver exits\n")
@@ -362,48 +275,72 @@ class GdbStub:
         self._console(out + "\n")
         return b"OK"
 
-    # ------------------------------------------------------------------ execution
+    # ------------------------------------------------------------------ the program's state
 
-    def _resume(self, how: str) -> bytes:
-        d = self.dbg
-        d.interrupt = self._interrupted
+    @packet("g", live=True)
+    def _read_registers(self, p: str) -> Reply:
+        return "".join(self._reg_hex(n) for n in range(34 + len(SYSREGS))).encode()
+
+    @packet("G", prefix=True, live=True)
+    def _write_registers(self, p: str) -> Reply:
+        data = bytes.fromhex(p[1:])
+        off = 0
+        for n in range(34 + len(SYSREGS)):
+            size = 4 if n == 33 else 8
+            if off + size > len(data):
+                break
+            self._set_reg(n, int.from_bytes(data[off : off + size], "little"))
+            off += size
+        return b"OK"
+
+    @packet("p", prefix=True, live=True)
+    def _read_register(self, p: str) -> Reply:
+        return self._reg_hex(_hex(p[1:])).encode()
+
+    @packet("P", prefix=True, live=True)
+    def _write_register(self, p: str) -> Reply:
+        n_text, v = p[1:].split("=")
+        n = _hex(n_text)
+        self._set_reg(n, int.from_bytes(bytes.fromhex(v)[: 4 if n == 33 else 8], "little"))
+        return b"OK"
+
+    @packet("m", prefix=True, live=True)
+    def _read_memory(self, p: str) -> Reply:
+        addr, length = (_hex(x) for x in p[1:].split(","))
+        if length > MAX_PACKET // 2:
+            return b"E01"
         try:
-            st = d.stepi(1) if how == "s" else d.cont()
-        finally:
-            d.interrupt = lambda: False
-        return self._stop_reply(st)
+            return self._board.read_mem(addr, length).hex().encode()
+        except BoardError:
+            return b"E14"  # EFAULT, as gdbserver answers
 
-    def _stop_reply(self, st: Stop) -> bytes:
-        d = self.dbg
-        assert d.board is not None
-        lines = [Text.from_markup(render.exception(d.board, e)).plain for e in st.exceptions[-3:]]
-        if st.message:
-            lines.append(st.message)
-        if lines:
-            self._console("\n".join(lines) + "\n")
-        if st.reason in ("poweroff", "reset"):
-            return b"W00"  # the process exited with status 0
-        if st.reason == "history-start":
-            return b"T05replaylog:begin;thread:1;"
-        if st.reason == "interrupt":
-            return b"T02thread:1;"
-        extra = ""
-        if st.reason == "breakpoint" and d.board is not None and d.board.pc in self._gdb_bps:
-            # only for gdb's own breakpoints: gdb resumes after a swbreak stop it did not ask for
-            extra = "swbreak:;"
-        elif st.hit is not None and isinstance(st.hit.event, ev.MemoryWrite):
-            extra = f"watch:{st.hit.event.addr:x};"
-        return f"T05{extra}thread:1;".encode()
+    @packet("M", prefix=True, live=True)
+    def _write_memory(self, p: str) -> Reply:
+        head, data = p[1:].split(":")
+        addr, length = (_hex(x) for x in head.split(","))
+        raw = bytes.fromhex(data)
+        if len(raw) != length:
+            return b"E01"
+        try:
+            self._board.write_mem(addr, raw)  # a store to the UART is output (sent with the next stop)
+        except BoardError:
+            return b"E14"
+        self.dbg.new_history()
+        return b"OK"
 
-    def _point(self, p: str) -> bytes:
-        """Ztype,addr,kind[;cond...] and ztype,addr,kind."""
-        d = self.dbg
-        kind = p[1]
+    @packet("Z", "z", prefix=True, live=True)
+    def _point(self, p: str) -> Reply:
+        """Ztype,addr,kind[;cond...] and ztype,addr,kind: breakpoints (0, 1), write watchpoints
+        (2, and 4 as 2: the board sees writes, not reads; 3 is refused)."""
+        kind = p[1:2]
+        if not kind or kind not in "01234":
+            return b""
         fields = p[3:].split(";")[0].split(",")
         if p[2:3] != "," or len(fields) != 2:
             raise ValueError("breakpoint packets are Ztype,addr,kind")
         addr, length = _addr(fields[0]), _hex(fields[1])
         insert = p[0] == "Z"
+        d = self.dbg
         if kind in "01":
             if insert:
                 d.add_breakpoint(hex(addr))  # the board checks the address
@@ -420,40 +357,85 @@ class GdbStub:
             d.delete_at(addr, "mem")
         return b"OK"
 
+    # ------------------------------------------------------------------ execution
+
+    @packet("vCont;", prefix=True, live=True)
+    def _vcont(self, p: str) -> Reply:
+        action = p[6:].split(";")[0].split(":")[0]
+        if not action or action[0] not in "cCsS":
+            return b"E02"
+        return self._resume("s" if action[0] in "sS" else "c")
+
+    @packet("s", "c", prefix=True, live=True)
+    def _step_or_continue(self, p: str) -> Reply:
+        if len(p) > 1:
+            self._board.pc = _addr(p[1:])
+        return self._resume(p[0])
+
+    @packet("bs", live=True)
+    def _reverse_step(self, p: str) -> Reply:
+        return self._stop_reply(self.dbg.reverse_stepi(1))
+
+    @packet("bc", live=True)
+    def _reverse_continue(self, p: str) -> Reply:
+        return self._stop_reply(self.dbg.reverse_continue())
+
+    def _resume(self, how: str) -> bytes:
+        d = self.dbg
+        d.interrupt = self._interrupted
+        try:
+            st = d.stepi(1) if how == "s" else d.cont()
+        finally:
+            d.interrupt = lambda: False
+        return self._stop_reply(st)
+
+    def _stop_reply(self, st: Stop) -> bytes:
+        b = self._board
+        lines = [Text.from_markup(render.exception(b, e)).plain for e in st.exceptions[-3:]]
+        if st.message:
+            lines.append(st.message)
+        if lines:
+            self._console("\n".join(lines) + "\n")
+        if st.reason in PROGRAM_ENDED:
+            return b"W00"  # the process exited with status 0
+        if st.reason == StopReason.HISTORY_START:
+            return b"T05replaylog:begin;thread:1;"
+        if st.reason == StopReason.INTERRUPT:
+            return b"T02thread:1;"
+        extra = ""
+        if st.reason == StopReason.BREAKPOINT and b.pc in self._gdb_bps:
+            # only for gdb's own breakpoints: gdb resumes after a swbreak stop it did not ask for
+            extra = "swbreak:;"
+        elif st.hit is not None and isinstance(st.hit.event, ev.MemoryWrite):
+            extra = f"watch:{st.hit.event.addr:x};"
+        return f"T05{extra}thread:1;".encode()
+
     # ------------------------------------------------------------------ registers
 
-    def _reg_names(self) -> list[str]:
-        return CORE_REGS + [n.lower() for n in SYSREGS]
-
-    def _reg_value(self, n: int) -> tuple[int, int]:
-        b = self.dbg.board
-        assert b is not None
-        if n < 31:
-            return b.reg(n), 8
-        if n == 31:
-            return b.sp, 8
-        if n == 32:
-            return b.pc, 8
-        if n == 33:
-            return b.pstate().to_bits() & 0xFFFFFFFF, 4
-        name = SYSREGS[n - 34]
-        try:
-            return b.read_sysreg(name), 8
-        except Exception:
-            return 0, 8
+    @property
+    def _board(self) -> Board:
+        """The board of a packet that needs a program (`live`)."""
+        assert self.dbg.board is not None
+        return self.dbg.board
 
     def _reg_hex(self, n: int) -> str:
+        """Register n of the target description as gdb reads it (cpsr 4 bytes, the rest 8)."""
         if not 0 <= n < 34 + len(SYSREGS):
             raise ValueError(f"no register {n}")
-        v, size = self._reg_value(n)
-        return v.to_bytes(size, "little").hex()
-
-    def _all_regs(self) -> str:
-        return "".join(self._reg_hex(n) for n in range(34 + len(SYSREGS)))
+        b = self._board
+        if n == 33:
+            return (b.pstate().to_bits() & 0xFFFFFFFF).to_bytes(4, "little").hex()
+        if n < 33:
+            v = b.reg(n) if n < 31 else b.sp if n == 31 else b.pc
+        else:
+            try:
+                v = b.read_sysreg(SYSREGS[n - 34])
+            except Exception:
+                v = 0
+        return v.to_bytes(8, "little").hex()
 
     def _set_reg(self, n: int, v: int) -> None:
-        b = self.dbg.board
-        assert b is not None
+        b = self._board
         if n < 0:
             raise ValueError(f"no register {n}")
         if n < 31:
@@ -471,6 +453,13 @@ class GdbStub:
         self.dbg.new_history()
 
 
+# constant replies
+for _name, _reply in {"qsThreadInfo": b"l", "qSymbol::": b"OK", "vCont?": b"vCont;c;C;s;S", "D": b"OK"}.items():
+    packet(_name)(lambda _stub, _p, r=_reply: r)
+for _name, _reply in {"qAttached": b"1", "H": b"OK", "T": b"OK", "D;": b"OK"}.items():
+    packet(_name, prefix=True)(lambda _stub, _p, r=_reply: r)
+
+
 def _hex(text: str) -> int:
     """A hex field of a packet (digits only, as the protocol writes them)."""
     if not re.fullmatch(r"[0-9a-fA-F]{1,32}", text):
@@ -483,24 +472,3 @@ def _addr(text: str) -> int:
     if v > MASK64:
         raise ValueError(f"{text} is not a 64-bit address")
     return v
-
-
-def _unescape(body: bytes) -> bytes:
-    out = bytearray()
-    it = iter(body)
-    for c in it:
-        if c == 0x7D:
-            out.append(next(it, 0) ^ 0x20)
-        else:
-            out.append(c)
-    return bytes(out)
-
-
-def _escape(body: bytes) -> bytes:
-    out = bytearray()
-    for c in body:
-        if c in b"#$}*":
-            out += bytes([0x7D, c ^ 0x20])
-        else:
-            out.append(c)
-    return bytes(out)

@@ -121,7 +121,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.status.program_ended
+        return self.status in ev.PROGRAM_ENDED
 
 
 @dataclass

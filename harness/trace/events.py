@@ -41,10 +41,9 @@ class StopReason(StrEnum):
     REVERSE_CONTINUE = "reverse-continue"
     HISTORY_START = "history-start"  # reverse execution reached the oldest checkpoint
 
-    @property
-    def program_ended(self) -> bool:
-        """The program powered the board off (PSCI): it ran to its end."""
-        return self in (StopReason.POWEROFF, StopReason.RESET)
+
+# The program powered the board off (PSCI): it ran to its end.
+PROGRAM_ENDED = frozenset({StopReason.POWEROFF, StopReason.RESET})
 
 
 @dataclass(frozen=True)
