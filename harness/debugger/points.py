@@ -114,9 +114,9 @@ class MemWatch(Watch):
     location: Callable[[int], str]  # the board's: names the storing instruction
 
     def hit(self, e: ev.Event) -> str | None:
-        if isinstance(e, ev.MemoryWrite):
-            return f"watchpoint {self.num}: *{e.addr:#x} = {e.value:#x} ({e.size} bytes) at {self.location(e.pc)}"
-        return None
+        if not isinstance(e, ev.MemoryWrite):
+            return None  # any write the board reports: the watched ranges are the only ones hooked
+        return f"watchpoint {self.num}: *{e.addr:#x} = {e.value:#x} ({e.size} bytes) at {self.location(e.pc)}"
 
     def describe(self) -> str:
         return f"watch *{self.addr:#x} {self.length}"
@@ -145,9 +145,9 @@ class CatchEret(Watch):
     kind: ClassVar[str] = "catch-eret"
 
     def hit(self, e: ev.Event) -> str | None:
-        if isinstance(e, ev.ExceptionReturn):
-            return f"catchpoint {self.num}: eret EL{e.from_el} -> EL{e.to_el}" + (" (illegal)" if e.illegal else "")
-        return None
+        if not isinstance(e, ev.ExceptionReturn):
+            return None
+        return f"catchpoint {self.num}: eret EL{e.from_el} -> EL{e.to_el}" + (" (illegal)" if e.illegal else "")
 
     def describe(self) -> str:
         return "catch eret"
