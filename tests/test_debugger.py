@@ -13,12 +13,15 @@ from pathlib import Path
 import pytest
 from rich.text import Text
 
+from harness.arch.cause import Cause
 from harness.arch.pstate import PState
 from harness.debugger.core import Debugger, DebuggerError
 from harness.debugger.gdbconn import checksum
 from harness.debugger.gdbstub import GdbStub
+from harness.debugger.points import CatchException, MemWatch
 from harness.machine.board import Board
 from harness.trace import events as ev
+from harness.trace.events import StopReason
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = "max-vhe-kvm_run-pan1-uao0-hvc"
@@ -129,6 +132,27 @@ def test_memory_watch_stops_after_the_store(dbg: Debugger):
     value = int(out.split(f"*{slot:#x} = ")[1].split()[0], 16)
     assert int.from_bytes(b.read_mem(slot, 8), "little") == value == b.reg(2)
     assert b.pc == b.resolve("__guest_exit+0x8")  # stopped after the stp
+
+
+def test_a_stop_carries_the_watch_that_fired_and_the_stub_reports_the_address_written(dbg: Debugger):
+    dbg.execute("catch exception hvc el2")
+    st = dbg.cont()
+    assert st.reason == StopReason.WATCH and isinstance(st.hit.watch, CatchException) and st.hit.watch.num == 1
+    assert isinstance(st.hit.event, ev.ExceptionEntry) and st.hit.event.cause is Cause.HVC
+    dbg.execute("delete")
+    dbg.execute("break __guest_exit")
+    dbg.execute("continue")
+    slot = dbg.board.reg(1) + 16  # __guest_exit's first store: the guest's x2/x3 at [x1, #16]
+    dbg.execute(f"watch *{slot - 8:#x} 32")  # a range that starts below the word written
+    st = dbg.cont()
+    assert isinstance(st.hit.watch, MemWatch) and st.hit.watch.addr == slot - 8
+    assert isinstance(st.hit.event, ev.MemoryWrite) and st.hit.event.addr == slot
+    # the stub's stop reply names the address written (gdb's watch:ADDR), from the same record
+    dbg.reverse_stepi(1)
+    dbg.execute("delete")
+    stub = GdbStub(dbg)
+    assert stub.handle(f"Z2,{slot - 8:x},20".encode()) == b"OK"
+    assert stub.handle(b"c") == f"T05watch:{slot:x};thread:1;".encode()
 
 
 def test_state_commands_and_set(dbg: Debugger):

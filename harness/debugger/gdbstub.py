@@ -13,6 +13,9 @@ One program run, as gdbserver: with `target remote`, once the program has ended 
 SYSTEM_OFF/RESET: the W00 reply) or gdb killed it, the server ends when that connection closes.
 With `target extended-remote` the server stays: `run` (vRun) starts the program again from
 reset, `kill` (vKill, k) ends it, `monitor exit` ends the server.
+
+Structure: each packet has a handler method registered with `@packet(NAME, prefix=, live=)` (a
+`live` one needs a program); framing, acks and Ctrl-C are the transport's (gdbconn.py).
 """
 
 from __future__ import annotations
@@ -55,8 +58,6 @@ def target_xml() -> str:
             "<architecture>aarch64</architecture>"
             f'<feature name="org.gnu.gdb.aarch64.core">{flags}{core}<reg name="cpsr" bitsize="32" type="cpsr_flags"/></feature>'
             f'<feature name="org.pstate-harness.sysregs">{sysregs}</feature></target>')
-
-
 
 
 Reply = bytes | None  # None: close the connection without a reply
