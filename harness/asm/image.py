@@ -81,10 +81,14 @@ class Image:
     macro_calls: dict[int, tuple[tuple[str, SourceLoc], ...]] = field(default_factory=dict)
     source_texts: dict[str, str] = field(default_factory=dict)
 
+    @staticmethod
+    def is_local_symbol(name: str) -> bool:
+        return is_local_symbol(name)
+
     def __post_init__(self) -> None:
         self.lines.sort(key=lambda t: t[0])
         self._line_addrs = [a for a, _, _ in self.lines]
-        named = sorted((a, n) for n, a in self.symbols.items() if not _hidden(n))
+        named = sorted((a, n) for n, a in self.symbols.items() if not is_local_symbol(n))
         self._sym_addrs = [a for a, _ in named]
         self._sym_names = [n for _, n in named]
 
@@ -147,12 +151,16 @@ class Image:
 
     def words(self) -> Iterator[tuple[int, int]]:
         """(addr, word) of every instruction statement."""
+        seg = None
         for addr in self.insn_addrs:
-            seg = self._segment_of(addr)
-            if seg is not None:
-                off = addr - seg.addr
-                yield addr, int.from_bytes(seg.data[off : off + 4], "little")
+            if seg is None or not seg.addr <= addr < seg.addr + len(seg.data):
+                seg = self._segment_of(addr)
+                if seg is None:
+                    continue
+            off = addr - seg.addr
+            yield addr, int.from_bytes(seg.data[off : off + 4], "little")
 
 
-def _hidden(name: str) -> bool:
-    return name.startswith(("__num_", "__pool_"))
+def is_local_symbol(name: str) -> bool:
+    """Labels no user wrote as names: GNU as locals (.L), numeric labels (1:, 1b) and pool entries."""
+    return name.startswith((".L", "__num_", "__pool_"))

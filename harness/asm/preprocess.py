@@ -18,6 +18,12 @@ from harness.asm.image import AsmError, SourceLoc
 from harness.data import source_name
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+DEFINE_NAME = _IDENT  # what -D NAME and #define accept
+# Bounds on what a source may ask for, checked before the work is done: statements after every
+# macro and .rept expansion (16 MiB of instructions; far beyond any model here, and it keeps the
+# Python side of an assembly under a few GB), and the size of one source file.
+MAX_STATEMENTS = 1 << 22
+MAX_SOURCE_BYTES = 64 << 20
 _LABEL = re.compile(r"^\s*([A-Za-z_.$][\w.$]*|\d+)\s*:(?!:)")
 _MAX_EXPANSION = 200
 # ALTERNATIVE(old, new, CAP) becomes this block, resolved with the asm-macro forms.
@@ -59,7 +65,13 @@ class Preprocessor:
         overrides: Mapping[str, str] | None = None,
     ) -> None:
         self.caps = caps
-        self.defines: dict[str, _Define] = {k: _Define(None, str(v)) for k, v in (defines or {}).items()}
+        self.defines: dict[str, _Define] = {}
+        for k, v in (defines or {}).items():
+            if not isinstance(k, str) or not DEFINE_NAME.fullmatch(k):
+                raise AsmError(f"bad macro name {k!r} in a define (NAME[=VALUE], NAME an identifier)")
+            if any(c in str(v) for c in "\n\r\0"):
+                raise AsmError(f"the value of define {k} is not one line")
+            self.defines[k] = _Define(None, str(v))
         self.include_dirs = include_dirs or []
         self.overrides = {str(Path(k).resolve()): v for k, v in (overrides or {}).items()}
         self.files: list[str] = []
@@ -68,6 +80,7 @@ class Preprocessor:
         self.macros = {}
         self.reg_aliases: dict[str, str] = {}  # NAME .req REG
         self._macro_counter = 0
+        self._budget = MAX_STATEMENTS  # statements macro/.rept expansion may still produce
 
     # ------------------------------------------------------------ stage 1: C preprocessor
 
@@ -76,9 +89,20 @@ class Preprocessor:
         if key in self.overrides:
             return self.overrides[key]
         try:
-            return path.read_text()
+            if path.is_dir():
+                raise AsmError(f"{path}: is a directory, not a source file", loc)
+            if path.stat().st_size > MAX_SOURCE_BYTES:
+                raise AsmError(f"{path}: larger than {MAX_SOURCE_BYTES >> 20} MiB, too big for a source file", loc)
+            data = path.read_bytes()
         except OSError as e:
             raise AsmError(f"cannot read {path}: {e.strerror}", loc) from None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = data.count(b"\n", 0, e.start) + 1
+            col = e.start - data.rfind(b"\n", 0, e.start)
+            raise AsmError(f"not UTF-8 text (byte {data[e.start]:#04x}); sources must be UTF-8",
+                           SourceLoc(self.shown(path), line, "", col)) from None
 
     def shown(self, path: Path) -> str:
         # The project's own sources read `asm/...` wherever the package is installed.
@@ -296,7 +320,7 @@ class Preprocessor:
         stmts: list[Stmt] = []
         for text, loc in lines:
             start = 0
-            for part in _split_statements(text):
+            for part in _split_statements(text, loc):
                 col, start = _column(loc.text, part, start)
                 stmts.append(Stmt(part, replace(loc, col=col)))
         stmts = self._expand(_split_labels(stmts), depth=0, symbols={})
@@ -311,6 +335,11 @@ class Preprocessor:
         while i < len(stmts):
             st = stmts[i]
             i += 1
+            # Every statement expansion processes costs one (output, macro recursion that emits
+            # nothing, skipped .if branches alike), so time and memory stay bounded.
+            self._budget -= 1
+            if self._budget < 0:
+                self._spend(0, st)
             text = st.text
             head, rest = split_head(text)
             active = all(c[0] for c in cond)
@@ -366,8 +395,19 @@ class Preprocessor:
                 i = end
                 if head == ".rept":
                     n = self._value(rest, st, symbols)
-                    for _ in range(n):
-                        out.extend(self._expand(body, depth + 1, symbols))
+                    if n > 0 and n * max(len(body), 1) > self._budget:
+                        raise AsmError(f".rept {n:,} of {len(body)} statement{'s' if len(body) != 1 else ''} "
+                                       f"exceeds the limit of {MAX_STATEMENTS:,} statements", st.loc, st.via)
+                    expanded = self._expand(body, depth + 1, symbols) if n > 0 else []
+                    plain = len(body) == len(expanded) and all(b is e for b, e in zip(body, expanded, strict=False))
+                    if plain and not any(_is_assignment(b.text) for b in body):
+                        # nothing in the body depends on the iteration: the same statements n times
+                        self._spend(len(expanded) * (n - 1), st)
+                        out.extend(expanded * n)
+                    else:
+                        out.extend(expanded)
+                        for _ in range(n - 1):
+                            out.extend(self._expand(body, depth + 1, symbols))
                 else:
                     var, _, vals = rest.partition(",")
                     items = [v.strip() for v in vals.split(",")] if head == ".irp" else list(vals.strip())
@@ -407,12 +447,18 @@ class Preprocessor:
             raise AsmError(f"{split_head(cond[-1][2].text)[0]} without .endif", cond[-1][2].loc, cond[-1][2].via)
         return out
 
+    def _spend(self, n: int, st: Stmt) -> None:
+        self._budget -= n
+        if self._budget < 0:
+            raise AsmError(f"more than {MAX_STATEMENTS:,} statements to expand (macros and .rept; "
+                           "the assembler's limit)", st.loc, st.via)
+
     def _macro_body(self, name: str, rest: str, st: Stmt) -> list[Stmt]:
         params, body, _where = self.macros[name]
         self._macro_counter += 1
         args = _bind_args(name, params, rest, st)
         pats = [(re.compile(rf"\\{re.escape(p)}(?![\w])"), a) for p, a in args.items()]
-        via = f"from macro '{name}' used at {st.loc.file}:{st.loc.line}" + (", " + st.via if st.via else "")
+        via = _via(name, st)
         calls = ((name, st.loc), *st.calls)
         sub = []
         for b in body:
@@ -420,7 +466,7 @@ class Preprocessor:
             for pat, a in pats:
                 t = pat.sub(lambda _m, a=a: a, t)
             t = _unbackslash(t.replace("\\@", str(self._macro_counter)))
-            for part in _split_statements(t):
+            for part in _split_statements(t, b.loc, via):
                 sub.append(Stmt(part, b.loc, (), via, calls=calls))
         return _split_labels(sub)
 
@@ -577,21 +623,56 @@ def _call_args(line: str, pos: int, loc: SourceLoc) -> tuple[list[str] | None, i
     raise AsmError("unterminated macro arguments", loc)
 
 
-def _split_statements(text: str) -> list[str]:
-    """Split on ';' outside strings: GNU as for AArch64 separates statements with it."""
-    parts = []
-    cur = []
-    in_str = False
-    for ch in text:
+def _split_statements(text: str, loc: SourceLoc | None = None, via: str = "") -> list[str]:
+    """Split on ';' outside strings and character constants: GNU as for AArch64 separates
+    statements with it. With `loc`, a quote left open is an error there."""
+    if ";" not in text and '"' not in text and "'" not in text:
+        text = text.strip()
+        return [text] if text else []
+    parts: list[str] = []
+    cur: list[str] = []
+    i, n = 0, len(text)
+    opened = -1  # where the open string started
+    while i < n:
+        ch = text[i]
+        if opened >= 0:
+            cur.append(ch)
+            if ch == "\\" and i + 1 < n:
+                cur.append(text[i + 1])
+                i += 2
+                continue
+            if ch == '"':
+                opened = -1
+            i += 1
+            continue
         if ch == '"':
-            in_str = not in_str
-        if ch == ";" and not in_str:
+            opened = i
+        elif ch == "'" and i + 1 < n:
+            # 'c (GNU as needs no closing quote) or 'c': the character may be ';' or '"'
+            j = i + (3 if text[i + 1] == "\\" else 2)
+            if j < n and text[j] == "'":
+                j += 1
+            elif loc is not None and j < n and (text[j].isalnum() or text[j] == "_"):
+                raise AsmError("missing closing quote (')", _quote_loc(loc, "'"), via)
+            cur.append(text[i:j])
+            i = j
+            continue
+        elif ch == ";":
             parts.append("".join(cur))
             cur = []
-        else:
-            cur.append(ch)
+            i += 1
+            continue
+        cur.append(ch)
+        i += 1
+    if opened >= 0 and loc is not None:
+        raise AsmError('missing closing quote (")', _quote_loc(loc, '"'), via)
     parts.append("".join(cur))
     return [p.strip() for p in parts if p.strip()]
+
+
+def _quote_loc(loc: SourceLoc, quote: str) -> SourceLoc:
+    k = loc.text.rfind(quote)
+    return replace(loc, col=k + 1) if k >= 0 else loc
 
 
 def split_head(text: str) -> tuple[str, str]:
@@ -626,6 +707,20 @@ def _split_labels(stmts: list[Stmt]) -> list[Stmt]:
             m = _LABEL.match(text)
         out.append(replace(st, text=text))
     return out
+
+
+def _via(name: str, st: Stmt) -> str:
+    """`from macro NAME used at FILE:LINE` and the calls around it; deep chains keep the innermost
+    calls and the outermost one, so the text stays short however deep the recursion."""
+    here = f"from macro '{name}' used at {st.loc.file}:{st.loc.line}"
+    if not st.via:
+        return here
+    if len(st.via) > 160:
+        inner = st.via.split(", from macro ", 1)[0]
+        outer = st.via.rsplit(", from macro ", 1)
+        if len(outer) == 2:
+            return f"{here}, {inner}, ..., from macro {outer[1]}"
+    return f"{here}, {st.via}"
 
 
 def _unbackslash(text: str) -> str:
@@ -745,6 +840,11 @@ def _split_macro_args(rest: str) -> list[str]:
     return out
 
 
+def _is_assignment(text: str) -> bool:
+    head = split_head(text)[0].lower()
+    return head in (".equ", ".set", ".equiv", ".eqv") or re.match(r"^[A-Za-z_.$][\w.$]*\s*=", text) is not None
+
+
 def _assignment(text: str, head: str, rest: str) -> tuple[str, str]:
     if head in (".equ", ".set"):
         name, _, value = rest.partition(",")
@@ -753,45 +853,40 @@ def _assignment(text: str, head: str, rest: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
+_NUMREF = re.compile(r"(?<![\w.$])(\d+)([fb])(?![\w])")
+
+
 def _number_labels(stmts: list[Stmt]) -> list[Stmt]:
-    """Split leading labels off statements; rename numeric labels N: and their Nf/Nb uses."""
+    """Split leading labels off statements; rename numeric labels N: and their Nf/Nb uses
+    (definition k of label N becomes __num_N_k)."""
     out: list[Stmt] = []
     counts: dict[str, int] = {}
     pending: list[str] = []
     pending_locs: list[SourceLoc] = []
-    split: list[tuple[Stmt, list[str], str]] = []
+    defs_seen: dict[str, int] = {}
     for st in stmts:
         text = st.text
-        labels = []
-        while True:
+        if ":" in text:
             m = _LABEL.match(text)
-            if not m:
-                break
-            labels.append(m.group(1))
-            text = text[m.end():].strip()
-        split.append((st, labels, text))
-    # Numbering: definition k of label N becomes __num_N_k.
-    defs_seen: dict[str, int] = {}
-    for st, labels, text in split:
-        names = []
-        for lab in labels:
-            if lab.isdigit():
-                k = defs_seen.get(lab, 0)
-                defs_seen[lab] = k + 1
-                names.append(f"__num_{lab}_{k}")
-            else:
-                names.append(lab)
-        if text:
-            text = re.sub(
-                r"(?<![\w.$])(\d+)([fb])(?![\w])",
-                lambda m: _numref(m, defs_seen, counts),
-                text,
-            )
-        pending.extend(names)
-        pending_locs.extend([st.loc] * len(names))
-        if text:
+            while m:
+                lab = m.group(1)
+                if lab.isdigit():
+                    k = defs_seen.get(lab, 0)
+                    defs_seen[lab] = k + 1
+                    lab = f"__num_{lab}_{k}"
+                pending.append(lab)
+                pending_locs.append(st.loc)
+                text = text[m.end():].strip()
+                m = _LABEL.match(text)
+        if not text:
+            continue
+        if "f" in text or "b" in text:
+            text = _NUMREF.sub(lambda m: _numref(m, defs_seen, counts), text)
+        if pending:
             out.append(Stmt(text, st.loc, tuple(pending), st.via, tuple(pending_locs), st.calls))
             pending, pending_locs = [], []
+        else:
+            out.append(st if text == st.text and not st.labels else Stmt(text, st.loc, (), st.via, calls=st.calls))
     if pending:
         out.append(Stmt("", pending_locs[-1], tuple(pending), "", tuple(pending_locs)))
     return out

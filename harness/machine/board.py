@@ -66,14 +66,10 @@ from harness.arch.syndrome import EC
 from harness.arch.sysregs import SYSREGS, SysReg, by_encoding, decode_msr_imm, lookup
 from harness.machine import decode
 from harness.machine.icount import ICounter
+from harness.memmap import DEFAULT_LOAD, RAM_BASE, RAM_SIZE, UART_BASE, UART_SIZE
 from harness.trace import events as ev
 from harness.trace.events import StopReason
 
-RAM_BASE = 0x4000_0000
-RAM_SIZE = 256 << 20
-UART_BASE = 0x0900_0000
-UART_SIZE = 0x1000
-DEFAULT_LOAD = 0x4008_0000
 DEFAULT_MAX_INSNS = 50_000_000
 SCR_EL3_FIRMWARE = 0x501  # NS | HCE | RW: EL3 is firmware, EL2 and EL1 are AArch64 and non-secure
 
@@ -243,6 +239,8 @@ class Board:
     def _scan(self, image) -> None:
         """Hook only the instructions Unicorn does not handle faithfully (DESIGN.md, Speed)."""
         for addr, word in self._code_words(image):
+            if word >> 24 != 0xD5 and word != decode.ERET:
+                continue  # every instruction looked for below is ERET or in the 0xd5 system space
             if word == decode.ERET:
                 self._eret_at.add(addr)
                 self._hook_addr(addr)
@@ -256,6 +254,8 @@ class Board:
         if self._label_events:
             wanted = None if self._label_events is True else set(self._label_events)
             for name, addr in sorted(image.symbols.items(), key=lambda kv: (kv[1], kv[0])):
+                if wanted is None and image.is_local_symbol(name):
+                    continue  # numeric labels and pool entries: not events (a loop on `1:` would log each pass)
                 if name.startswith(".L") or (wanted is not None and name not in wanted):
                     continue
                 if wanted is None and not self._in_code(image, addr):
@@ -320,7 +320,7 @@ class Board:
 
     def _on_mem_write(self, uc: Uc, access: int, addr: int, size: int, value: int, _ud: object) -> None:
         pc = uc.reg_read(U.UC_ARM64_REG_PC)
-        ic = self.icount if self._stepping else self._ic.at(pc)
+        ic = self._ic.at(pc)
         self._store_in_hook = (pc, ic)
         try:
             self._emit(ev.MemoryWrite(ic, pc, addr, size, value & ((1 << (8 * size)) - 1)))
@@ -686,7 +686,7 @@ class Board:
 
     def _on_code(self, uc: Uc, addr: int, size: int, _ud: object) -> None:
         if addr in self._labels_at:
-            ic = self.icount if self._stepping else self._ic.at(addr)
+            ic = self._ic.at(addr)
             last = self.events[-1] if self.events else None
             # A stop before this instruction makes the hook run again when it executes.
             if not (isinstance(last, ev.LabelReached) and last.pc == addr and last.icount == ic):
@@ -757,8 +757,9 @@ class Board:
             insn_addr = pc
             if self._stepping:
                 self._step_retired = False
-        if not self._stepping:
-            self._ic.settle(pc)
+        # the block hook counted the whole block this instruction starts or sits in (when
+        # stepping too): retired = instructions before it, plus it for SVC/HVC/SMC
+        self._ic.settle(pc)
         # The sysreg write the hook recorded did not happen if the MSR itself faulted.
         if self.events and isinstance(self.events[-1], ev.SysregWrite) and self.events[-1].pc == insn_addr:
             self.events.pop()
@@ -1068,7 +1069,7 @@ class Board:
         named = by_encoding(cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
         name = named.name if named is not None else f"S{cp.op0}_{cp.op1}_C{cp.crn}_C{cp.crm}_{cp.op2}"
         hit = self._redirect(cp)
-        ic = self.icount if self._stepping else self._ic.at(pc)
+        ic = self._ic.at(pc)
         self._emit(ev.SysregWrite(ic, pc, name, cp.val, hit[1].name if hit else None))
         if hit is None:
             return 0
