@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
+from typing import IO, NoReturn
 
 EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_SIGPIPE = 128 + 2, 128 + 13  # as a shell reports a process ended by SIGINT, SIGPIPE
 
 # Commands implemented in other packages: (module, help).
 _DELEGATED = {
@@ -22,6 +25,14 @@ _DELEGATED = {
 }
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse for every command here: a usage error is one line and exit status 2, like every
+    other bad input (argparse's own prints the usage block first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (--help for usage)\n")
+
+
 def _int(text: str) -> int:
     try:
         return int(text.replace("_", ""), 0)
@@ -29,60 +40,149 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
-def _defines(items: list[str]) -> dict[str, int | str]:
-    out: dict[str, int | str] = {}
-    for item in items:
-        name, _, value = item.partition("=")
+def _positive(text: str) -> int:
+    n = _int(text)
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of instructions, not {text!r}")
+    return n
+
+
+def _load_addr(text: str) -> int:
+    from harness.memmap import RAM_BASE, RAM_END
+
+    a = _int(text)
+    if a % 4:
+        raise argparse.ArgumentTypeError(f"{a:#x} is not 4-byte aligned (the PC starts there)")
+    if not RAM_BASE <= a < RAM_END:
+        raise argparse.ArgumentTypeError(f"{a:#x} is outside RAM {RAM_BASE:#x}..{RAM_END:#x}")
+    return a
+
+
+def _define(item: str) -> tuple[str, int | str]:
+    from harness.asm.preprocess import DEFINE_NAME
+
+    name, _, value = item.partition("=")
+    if not DEFINE_NAME.fullmatch(name):
+        raise argparse.ArgumentTypeError(f"{item!r}: NAME must be an identifier (NAME[=VALUE])")
+    if any(c in value for c in "\n\r\0"):
+        raise argparse.ArgumentTypeError(f"{item!r}: VALUE must be one line")
+    try:
+        return name, int(value or "1", 0)
+    except ValueError:
+        return name, value
+
+
+def _output(path: str | None, what: str) -> IO[str] | None:
+    """Open an output file before the run, so a bad path is bad input, not a failure at the end."""
+    if path is None:
+        return None
+    if Path(path).is_dir():
+        raise OSError(f"{what} {path}: is a directory")
+    try:
+        return open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+    except OSError as e:
+        raise OSError(f"{what} {path}: {e.strerror or e}") from None
+
+
+class _Uart:
+    """Board UART output to stdout: buffered (a flush per byte made a 25 MB loop take 91 s),
+    flushed at each newline on a terminal, and at the end. A reader that goes away (`| head`)
+    ends the run quietly, as SIGPIPE would."""
+
+    def __init__(self) -> None:
+        self.out = sys.stdout.buffer
+        self.tty = sys.stdout.isatty()
+        self.closed = False
+        self.board = None
+
+    def write(self, b: bytes) -> None:
+        if self.closed:
+            return
         try:
-            out[name] = int(value or "1", 0)
-        except ValueError:
-            out[name] = value
-    return out
+            self.out.write(b)
+            if self.tty and b == b"\n":
+                self.out.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def flush(self) -> None:
+        if not self.closed:
+            try:
+                self.out.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self.closed = True
+        # Python would report the broken pipe again when it flushes stdout at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        if self.board is not None:
+            self.board.interrupt()
 
 
 def _run(argv: list[str]) -> int:
     from harness.asm import AsmError, load_program
     from harness.machine.board import DEFAULT_MAX_INSNS, Board, BoardError
+    from harness.machine.sigint import stop_on_sigint
+    from harness.trace.events import StopReason, write_jsonl
 
-    ap = argparse.ArgumentParser(prog="python -m harness run", description="Run an AArch64 program on the emulated board.")
+    ap = ArgumentParser(prog="python -m harness run", description="Run an AArch64 program on the emulated board.")
     ap.add_argument("program", help=".S (assembled by the harness), .elf, or .bin with --load-addr")
     ap.add_argument("--cpu", choices=("max", "a57"), default="max", help="max: PAN/UAO/VHE; a57: v8.0, none of them")
     ap.add_argument("--el", type=int, choices=(1, 2), default=2, help="exception level at reset (default EL2, as QEMU)")
-    ap.add_argument("--max-insns", type=_int, default=DEFAULT_MAX_INSNS, help="instruction budget (default 50 million)")
-    ap.add_argument("--load-addr", type=_int, help="load address of a flat .bin")
+    ap.add_argument("--max-insns", type=_positive, default=DEFAULT_MAX_INSNS, help="instruction budget (default 50 million)")
+    ap.add_argument("--load-addr", type=_load_addr,
+                    help="where a flat .bin is loaded, or a .S placed (default 0x40080000); an ELF's headers place it")
     ap.add_argument("--events", metavar="FILE", help="write every event as JSON lines")
     ap.add_argument("--trace-insns", metavar="FILE", help="write an instruction trace (slow: a hook per instruction)")
-    ap.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME[=VALUE]", help="preprocessor define for .S input")
+    ap.add_argument("-D", dest="defines", type=_define, action="append", default=[], metavar="NAME[=VALUE]",
+                    help="preprocessor define for .S input")
     args = ap.parse_args(argv)
 
-    path = Path(args.program)
-    if not path.is_file():
-        print(f"{path}: no such file", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    uart = _Uart()
+    board = events_file = trace_file = None
+    outputs: list[IO[str]] = []
     try:
-        board = Board(args.cpu, trace_insns=bool(args.trace_insns), label_events=bool(args.events),
-                      uart_sink=lambda b: (sys.stdout.buffer.write(b), sys.stdout.buffer.flush()))
-        image = load_program(path, load_addr=args.load_addr, features=board.features, defines=_defines(args.defines))
+        board = Board(args.cpu, trace_insns=bool(args.trace_insns), label_events=bool(args.events), uart_sink=uart.write)
+        uart.board = board
+        image = load_program(args.program, load_addr=args.load_addr, features=board.features, defines=dict(args.defines))
         board.load(image, el=args.el)
-    except (AsmError, BoardError) as e:
+        events_file = _output(args.events, "--events")
+        outputs = [f for f in (events_file,) if f]
+        trace_file = _output(args.trace_insns, "--trace-insns")
+        outputs += [f for f in (trace_file,) if f]
+    except (AsmError, BoardError, OSError) as e:
+        for f in outputs:
+            f.close()
+        if board is not None:
+            board.close()
         print(str(e), file=sys.stderr)
         return EXIT_BAD_INPUT
-    result = board.run(args.max_insns)
-    if args.events:
-        from harness.trace.events import write_jsonl
-
-        with open(args.events, "w") as f:
-            write_jsonl(result.events, f)
-    if args.trace_insns:
-        with open(args.trace_insns, "w") as f:
+    try:
+        with stop_on_sigint(board):
+            result = board.run(args.max_insns)
+        uart.flush()
+        if events_file:
+            write_jsonl(result.events, events_file)
+        if trace_file:
             for line in board.trace_lines():
-                f.write(line + "\n")
-    if result.ok:
-        return EXIT_OK
-    where = board.location(result.pc)
-    print(f"stopped ({result.status}): {result.message} at PC {result.pc:#x} {where} after {result.icount:,} instructions",
-          file=sys.stderr)
-    return EXIT_STOPPED
+                trace_file.write(line + "\n")
+        if result.ok:
+            return EXIT_OK
+        if uart.closed:
+            return EXIT_SIGPIPE  # stdout's reader went away: quiet, as a process killed by SIGPIPE
+        pc = result.pc
+        where = board.location(pc)
+        at = where if where == f"{pc:#x}" else f"{pc:#x} {where}"
+        print(f"stopped ({result.status}): {result.message} at PC {at} after {result.icount:,} instructions",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED if result.status == StopReason.INTERRUPT else EXIT_STOPPED
+    finally:
+        for f in outputs:
+            f.close()
+        board.close()
 
 
 def _available(module: str) -> bool:
@@ -93,15 +193,25 @@ def _available(module: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:  # Ctrl-C outside a run (a run stops itself and keeps its events)
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str]) -> int:
     commands = {"run": "run an AArch64 program (.S, .elf, .bin) on the emulated board"}
     # Only commands that are built; `scenarios` falls back to selftest until its package exists.
     commands.update({k: v[1] for k, v in _DELEGATED.items() if k == "scenarios" or _available(v[0])})
-    if not argv or argv[0] in ("-h", "--help"):
+    if not argv:
+        print(f"python -m harness: which command? {', '.join(commands)} (--help for usage)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if argv[0] in ("-h", "--help"):
         print("usage: python -m harness COMMAND [ARGS...]\n\ncommands:")
         for name, text in commands.items():
             print(f"  {name:<10} {text}")
-        return EXIT_OK if argv else EXIT_BAD_INPUT
+        return EXIT_OK
     cmd, rest = argv[0], argv[1:]
     if cmd == "run":
         return _run(rest)

@@ -17,7 +17,6 @@ are built with GNU binutils and run on qemu-system-aarch64 instead, to validate 
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import re
 import sys
@@ -242,7 +241,9 @@ def _details(results: Sequence[ProgramResult], verbose: bool) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
+    from harness.cli import ArgumentParser
+
+    ap = ArgumentParser(
         prog="python -m harness selftest",
         description="Run the self-checking bare-metal exception tests (asm/tests/*.S).",
     )

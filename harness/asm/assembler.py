@@ -341,6 +341,7 @@ class Assembler:
 
     def _place(self) -> None:
         addr = self.base
+        placed_one = False
         placed: list[tuple[int, int, str]] = []
         for name, addr_fixed in self.section_addresses.items():
             if name in self.sections:
@@ -351,9 +352,12 @@ class Assembler:
             if not sec.size and not sec.labels:
                 sec.addr = addr
                 continue
-            # Keep clear of sections given fixed addresses.
+            # Keep clear of sections given fixed addresses. The first section starts at the base
+            # itself (a load address is honoured), the others on the next page.
             while True:
-                addr = (addr + 0xFFF) & ~0xFFF
+                if placed_one:
+                    addr = (addr + 0xFFF) & ~0xFFF
+                placed_one = True
                 clash = [s for s in self.sections.values() if s.name in self.section_addresses
                          and s.addr < addr + sec.size and addr < s.addr + max(s.size, 1)]
                 if not clash:
@@ -895,7 +899,7 @@ def assemble_file(
     p = Path(path)
     pp = _preprocessor(features, defines, overrides, Path.cwd())
     if str(p.resolve()) not in pp.overrides and not p.is_file():
-        raise AsmError(f"{p}: no such file")
+        raise AsmError(f"{p}: is a directory, not a source file" if p.is_dir() else f"{p}: no such file")
     return _assemble(pp, p, None, features, base, section_addresses)
 
 

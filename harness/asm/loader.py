@@ -3,26 +3,47 @@
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from harness.asm.image import AsmError, Image, Segment, SourceLoc
+from harness.memmap import RAM_SIZE
+
+# What pyelftools raises, besides ELFError, on a damaged file (verified by fuzzing mutated ELFs).
+_ELF_DAMAGE = (ELFError, struct.error, ValueError, KeyError, IndexError, TypeError, AttributeError,
+               AssertionError, UnicodeDecodeError, OverflowError, EOFError, RecursionError)
 
 
 def load_elf(path: str | os.PathLike) -> Image:
-    p = Path(path)
+    p = _readable(Path(path))
     try:
         with p.open("rb") as f:
             elf = ELFFile(f)
             if elf["e_machine"] != "EM_AARCH64":
                 raise AsmError(f"{p}: not an AArch64 ELF ({elf['e_machine']})")
+            if elf["e_type"] not in ("ET_EXEC", "ET_DYN"):
+                what = "a relocatable object: link it first (ld)" if elf["e_type"] == "ET_REL" else elf["e_type"]
+                raise AsmError(f"{p}: not an executable ELF ({what})")
             segments = []
+            total = 0
             for seg in elf.iter_segments():
                 if seg["p_type"] != "PT_LOAD" or not seg["p_memsz"]:
                     continue
-                data = seg.data().ljust(seg["p_memsz"], b"\0")
+                memsz, filesz = seg["p_memsz"], seg["p_filesz"]
+                total += memsz
+                if total > RAM_SIZE:  # checked before anything is allocated
+                    raise AsmError(f"{p}: segments at {seg['p_vaddr']:#x} and before need {total:#x} bytes, "
+                                   f"more than the {RAM_SIZE >> 20} MiB of RAM")
+                if filesz > memsz:
+                    raise AsmError(f"{p}: segment at {seg['p_vaddr']:#x} has more file bytes ({filesz:#x}) than "
+                                   f"memory bytes ({memsz:#x})")
+                data = seg.data()
+                if len(data) != filesz:
+                    raise AsmError(f"{p}: segment at {seg['p_vaddr']:#x} runs past the end of the file")
+                data = data.ljust(memsz, b"\0")
                 flags = "r" + ("w" if seg["p_flags"] & 2 else "") + ("x" if seg["p_flags"] & 1 else "")
                 segments.append(Segment(f"LOAD@{seg['p_vaddr']:#x}", seg["p_vaddr"], data, flags))
             symbols: dict[str, int] = {}
@@ -38,11 +59,35 @@ def load_elf(path: str | os.PathLike) -> Image:
                             symbols.setdefault(sym.name, sym["st_value"])
                             if sym["st_info"]["bind"] == "STB_GLOBAL":
                                 globals_.add(sym.name)
-            lines, files = _dwarf_lines(elf)
+            try:
+                lines, files = _dwarf_lines(elf)
+            except _ELF_DAMAGE:
+                lines, files = [], []  # damaged debug information: run without source lines
             entry = elf.header["e_entry"]
-    except (OSError, ELFError) as e:
-        raise AsmError(f"{p}: cannot load ELF: {e}") from None
+    except OSError as e:
+        raise AsmError(f"{p}: cannot load ELF: {e.strerror}") from None
+    except _ELF_DAMAGE as e:
+        raise AsmError(f"{p}: cannot load ELF: {type(e).__name__}: {str(e)[:200] or 'damaged file'}") from None
+    if not segments:
+        raise AsmError(f"{p}: no loadable segment: an empty program")
+    if entry % 4 or not any(s.addr <= entry < s.addr + len(s.data) and "x" in s.flags for s in segments):
+        raise AsmError(f"{p}: entry point {entry:#x} is not an aligned address in an executable segment")
     return Image(segments, symbols, entry, lines, files, _code_addresses(segments, mapping), frozenset(globals_))
+
+
+def _readable(p: Path) -> Path:
+    """p, if it is a file the loaders can read whole (a directory or a file bigger than RAM is not)."""
+    try:
+        if p.is_dir():
+            raise AsmError(f"{p}: is a directory, not a program")
+        size = p.stat().st_size
+    except FileNotFoundError:
+        raise AsmError(f"{p}: no such file") from None
+    except OSError as e:
+        raise AsmError(f"{p}: {e.strerror or e}") from None
+    if size > RAM_SIZE:
+        raise AsmError(f"{p}: {size:#x} bytes, more than the {RAM_SIZE >> 20} MiB of RAM")
+    return p
 
 
 def _code_addresses(segments: list[Segment], mapping: list[tuple[int, bool]]) -> list[int]:
@@ -121,28 +166,42 @@ def _file_names(cu, prog) -> list[str]:
 
 
 def load_flat(path: str | os.PathLike, load_addr: int) -> Image:
-    p = Path(path)
+    p = _readable(Path(path))
+    if load_addr % 4:
+        raise AsmError(f"{p}: load address {load_addr:#x} is not 4-byte aligned (the PC starts there)")
     try:
         data = p.read_bytes()
     except OSError as e:
         raise AsmError(f"{p}: {e.strerror}") from None
+    if not data:
+        raise AsmError(f"{p}: empty file: an empty program")
     seg = Segment(p.name, load_addr, data, "rwx")
     return Image([seg], {}, load_addr, insn_addrs=_code_addresses([seg], []))
 
 
 def load_program(path: str | os.PathLike, *, load_addr: int | None = None, **asm_kwargs) -> Image:
-    """By suffix: .S/.s assembled by the harness, .elf (or ELF magic) loaded, .bin flat at load_addr."""
+    """By suffix: .S/.s assembled by the harness (at load_addr, when given), .elf (or ELF magic)
+    loaded where its program headers say, .bin flat at load_addr. A program with no code or data
+    is an error, as is a load address for an ELF (its headers place it)."""
     from harness.asm.assembler import assemble_file
 
-    p = Path(path)
+    p = _readable(Path(path))
     suffix = p.suffix.lower()
     if suffix in (".s", ".asm"):
-        return assemble_file(p, **asm_kwargs)
+        if load_addr is not None:
+            asm_kwargs["base"] = load_addr
+        image = assemble_file(p, **asm_kwargs)
+        if not any(seg.data for seg in image.segments):
+            raise AsmError(f"{p}: no instructions or data: an empty program")
+        return image
     try:
-        magic = p.read_bytes()[:4]
+        with p.open("rb") as f:
+            magic = f.read(4)
     except OSError as e:
         raise AsmError(f"{p}: {e.strerror}") from None
     if suffix == ".elf" or magic == b"\x7fELF":
+        if load_addr is not None:
+            raise AsmError(f"{p}: an ELF is placed by its program headers; a load address applies to .S and .bin only")
         return load_elf(p)
     if suffix == ".bin":
         if load_addr is None:

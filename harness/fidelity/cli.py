@@ -5,6 +5,9 @@ each program once with GNU as, runs it on QEMU and on the harness, compares ever
 under the reviewed exclusions (exclusions.toml), checks that the harness's assembler gives
 GNU as's words for the generated programs and for every project source, prints
 "agrees with QEMU X.Y on N/N cases" and saves the figures to reports/fidelity.json.
+A --quick run is a check while working, not the headline: it never replaces the full run's
+figures in reports/fidelity.json (which `make run-scenarios` quotes); it saves to
+reports/fidelity-quick.json, marked "quick": true, unless --json names a file.
 Exit status: 0 all agree, 1 a difference or problem, 2 bad usage or missing tools.
 """
 
@@ -13,32 +16,47 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import sys
 from pathlib import Path
 
+from harness.cli import ArgumentParser
 from harness.data import FIDELITY_JSON
 from harness.fidelity.cases import Case
 from harness.fidelity.compare import RECORD_FIELDS, CaseOutput, ExclusionError
 from harness.fidelity.run import CaseResult, FidelityResult, run, select_cases
 from harness.qemu import BuildError, missing_tools
 
+QUICK_JSON = FIDELITY_JSON.with_name("fidelity-quick.json")
+BUILD_DIR = Path("build") / "fidelity"
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 SAMPLES, SEED = 600, 2017
 
 
+def _count(text: str) -> int:
+    try:
+        n = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {n}")
+    return n
+
+
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m harness fidelity",
+    ap = ArgumentParser(prog="python -m harness fidelity",
                                  description="Run generated exception programs on QEMU and on the harness and compare.")
-    ap.add_argument("--samples", type=int, default=SAMPLES, help=f"seeded random cases (default {SAMPLES})")
-    ap.add_argument("--seed", type=int, default=SEED, help=f"random seed (default {SEED})")
-    ap.add_argument("--quick", action="store_true", help="every 8th exhaustive case only (with --samples)")
-    ap.add_argument("--build-dir", type=Path, default=Path("build") / "fidelity",
-                    help="where the generated programs and ELFs go")
-    ap.add_argument("--json", metavar="FILE", type=Path, default=FIDELITY_JSON,
-                    help="where to save the figures (default reports/fidelity.json)")
+    ap.add_argument("--samples", type=_count, default=SAMPLES, help=f"seeded random cases (default {SAMPLES})")
+    ap.add_argument("--seed", type=_count, default=SEED, help=f"random seed (default {SEED})")
+    ap.add_argument("--quick", action="store_true",
+                    help="every 8th exhaustive case only (with --samples); saved apart from the full figures")
+    ap.add_argument("--build-dir", type=Path, help="where the generated programs and ELFs go (default build/fidelity)")
+    ap.add_argument("--json", metavar="FILE", type=Path,
+                    help="where to save the figures (default reports/fidelity.json; "
+                         "reports/fidelity-quick.json for --quick)")
     ap.add_argument("--no-save", action="store_true", help="do not write the JSON figures")
     ap.add_argument("--no-sources", action="store_true", help="skip the GNU-as word check of the project's sources")
-    ap.add_argument("--show", type=int, default=10, metavar="N", help="differences to print in full (default 10)")
+    ap.add_argument("--show", type=_count, default=10, metavar="N", help="differences to print in full (default 10)")
     return ap
 
 
@@ -61,7 +79,8 @@ def side_by_side(case: Case, num: int, q: CaseOutput | None, o: CaseOutput | Non
     return "\n".join(lines)
 
 
-def to_json(res: FidelityResult, source_words: tuple[int, int, list[str]] | None, seed: int, samples: int) -> dict:
+def to_json(res: FidelityResult, source_words: tuple[int, int, list[str]] | None, seed: int, samples: int,
+            quick: bool = False) -> dict:
     def one(r: CaseResult) -> dict:
         return {"num": r.num, "id": r.case.id, "status": r.verdict.status, "detail": r.verdict.detail,
                 "qemu": r.qemu.line if r.qemu else None, "harness": r.ours.line if r.ours else None}
@@ -75,6 +94,7 @@ def to_json(res: FidelityResult, source_words: tuple[int, int, list[str]] | None
         "date": datetime.date.today().isoformat(),
         "seed": seed,
         "samples": samples,
+        "quick": quick,
         "programs": [{"source": str(p.source.name), "cases": p.cases, "words": p.words,
                       "qemu_s": round(p.qemu.seconds, 3) if p.qemu else None,
                       "harness_s": round(p.ours.seconds, 3)} for p in res.programs],
@@ -88,6 +108,23 @@ def to_json(res: FidelityResult, source_words: tuple[int, int, list[str]] | None
     }
 
 
+def _output_problem(path: Path, what: str, *, create_parent: bool) -> str | None:
+    """Why `path` cannot be written, found before minutes of work rather than after."""
+    parent = path.parent
+    if create_parent and not parent.exists():
+        try:
+            parent.mkdir(parents=True)
+        except OSError as e:
+            return f"{what} {parent}: cannot create: {e.strerror or e}"
+    if path.is_dir():
+        return f"{what} {path}: is a directory"
+    if not parent.is_dir():
+        return f"{what} {path}: no directory {parent}"
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"{what} {path}: not writable"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     missing = missing_tools()
@@ -95,15 +132,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fidelity: needs {', '.join(missing)} (Debian: qemu-system-arm, binutils-aarch64-linux-gnu; "
               "bash .ci/run installs them)", file=sys.stderr)
         return EXIT_USAGE
-    if args.samples < 0:
-        print("fidelity: --samples must be >= 0", file=sys.stderr)
+    save = None if args.no_save else args.json or (QUICK_JSON if args.quick else FIDELITY_JSON)
+    problems = [_output_problem(save, "--json", create_parent=args.json is None)] if save else []
+    build = args.build_dir or BUILD_DIR
+    if build.exists():
+        problems.append(None if build.is_dir() else f"--build-dir {build}: not a directory")
+    else:
+        problems.append(_output_problem(build, "--build-dir", create_parent=args.build_dir is None))
+    for p in filter(None, problems):
+        print(f"fidelity: {p}", file=sys.stderr)
         return EXIT_USAGE
     cases = select_cases(args.samples, args.seed, quick=args.quick)
     try:
-        res = run(cases, args.build_dir, progress=lambda m: print(f"  {m}", file=sys.stderr))
+        res = run(cases, build, progress=lambda m: print(f"  {m}", file=sys.stderr))
     except (ExclusionError, BuildError) as e:
         print(f"fidelity: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as e:  # the build directory went away or filled up during the run
+        print(f"fidelity: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_FAIL
     source_words = None
     if not args.no_sources:
         from harness.fidelity.words import compare_words, project_sources
@@ -134,9 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     for line in (source_words[2] if source_words else [])[: args.show]:
         print(f"  {line}")
     print(f"agrees with QEMU {res.qemu_version} on {res.count('agree')}/{res.compared} cases "
-          f"({res.count('excluded')} excluded and {len(res.harness_only)} harness-only by the reviewed list)")
-    if not args.no_save:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(to_json(res, source_words, args.seed, args.samples), indent=1) + "\n")
+          f"({res.count('excluded')} excluded and {len(res.harness_only)} harness-only by the reviewed list)"
+          + (" [quick run]" if args.quick else ""))
+    if save is not None:
+        try:
+            save.write_text(json.dumps(to_json(res, source_words, args.seed, args.samples, args.quick), indent=1) + "\n")
+        except OSError as e:
+            print(f"fidelity: --json {save}: {e.strerror or e}", file=sys.stderr)
+            return EXIT_FAIL
+        if args.quick and args.json is None:
+            print(f"quick run: figures saved to {save}, not {FIDELITY_JSON} (the full run's)")
     ok = res.ok and not (source_words and source_words[2])
     return EXIT_OK if ok else EXIT_FAIL

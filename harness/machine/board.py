@@ -199,6 +199,7 @@ class Board:
         self._stepping = False
         self._step_retired = True
         self._unmapped: tuple[int, int, int] | None = None
+        self._interrupt = False  # set by interrupt(), from a signal handler or another thread
         self._loop_key: tuple | None = None
         self._loop_count = 0
         self._loop_icount = 0
@@ -209,6 +210,15 @@ class Board:
         if trace_insns:
             uc.hook_add(UC_HOOK_CODE, self._on_trace)
         self.reset()
+
+    def close(self) -> None:
+        """Give Unicorn's memory back now (~1.4 GB of address space per board). The hooks make
+        the Board and its Uc a cycle that only the garbage collector would otherwise free, at
+        some later time; a closed board cannot run again."""
+        uc = self.__dict__.pop("uc", None)
+        self._ic = None
+        if uc is not None:
+            uc._Uc__finalizer()  # Unicorn's own release (uc_close), run now instead of at collection
 
     # ------------------------------------------------------------------ set-up
 
@@ -547,8 +557,24 @@ class Board:
         budget = self.icount + max_insns
         self._stop = None
         while self._stop is None:
+            if self._interrupt:
+                self._interrupted()
+                break
             self._run_until(budget)
         return self._result()
+
+    def interrupt(self) -> None:
+        """End the current run at once (safe from a signal handler or another thread): it stops
+        with status "interrupt", with everything recorded so far."""
+        self._interrupt = True
+        ic, uc = self._ic, self.__dict__.get("uc")
+        if ic is not None and uc is not None:  # (not closed)
+            ic.state.limit = 0  # the native block hook stops before the next block
+            uc.emu_stop()
+
+    def _interrupted(self) -> None:
+        self._interrupt = False
+        self._halt(StopReason.INTERRUPT, "interrupted")
 
     def step(self, n: int = 1) -> RunResult | None:
         """Execute n instructions (exceptions taken count as the faulting instruction's step;
@@ -587,8 +613,18 @@ class Board:
         st.limit = limit
         st.hit = 0
         self._action = None
+        if self._interrupt:  # arrived before the limit was set, which overwrote its limit 0
+            st.limit = 0
         self._emu(self.pc)
         if self._stop is not None:
+            return
+        if self._interrupt:
+            # stopped between blocks: before an uncounted block (hit) or after a counted one
+            if st.hit:
+                self._ic.set(st.count)
+            else:
+                self._ic.settle(self.pc)
+            self._interrupted()
             return
         if self._action is not None:
             what, pc = self._action
@@ -646,8 +682,8 @@ class Board:
             if e.errno in (UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED, UC_ERR_FETCH_UNMAPPED) and self._unmapped:
                 access, addr, at = self._unmapped
                 self._ic.settle(at)
-                kind = {UC_MEM_WRITE_UNMAPPED: "write to", UC_MEM_FETCH_UNMAPPED: "fetch from"}.get(access, "read from")
-                self._halt(StopReason.UNMAPPED, f"{kind} unmapped address {addr:#x}", pc=at)
+                self._step_retired = False  # the access faulted: the instruction did not retire
+                self._halt(StopReason.UNMAPPED, self._unmapped_message(access, addr), pc=at)
             else:
                 self._halt(StopReason.ERROR, f"Unicorn stopped: {e}")
         except _HarnessFault as e:
@@ -658,6 +694,17 @@ class Board:
             self.pc, icount = self._resume_after
             if not self._stepping:
                 self._ic.set(icount)
+
+    def _unmapped_message(self, access: int, addr: int) -> str:
+        """What was accessed; a fetch from an exception vector names the exception that led there."""
+        last = self.events[-1] if self.events else None
+        if access == UC_MEM_FETCH_UNMAPPED and isinstance(last, ev.ExceptionEntry) and last.vector == addr:
+            what = _EXCEPTION_NAMES.get(last.cause, last.cause)
+            esr = f" (ESR {last.esr:#010x}: {syndrome.decode_esr(last.esr)})" if last.esr is not None else ""
+            return (f"{what} at {self.location(last.pc)} taken to EL{last.to_el}, whose vector "
+                    f"VBAR_EL{last.to_el}+{last.vector_offset:#x} = {addr:#x} is unmapped{esr}")
+        kind = {UC_MEM_WRITE_UNMAPPED: "write to", UC_MEM_FETCH_UNMAPPED: "fetch from"}.get(access, "read from")
+        return f"{kind} unmapped address {addr:#x}"
 
     def _step_one(self) -> None:
         """One instruction with count=1 (the native counter is corrected after it)."""
@@ -672,11 +719,14 @@ class Board:
             self._emu(pc, 1)
         finally:
             self._stepping = False
-        wfx = self._action is not None and self._action[0] == "wfx"
+        action = self._action[0] if self._action is not None else None
         self._action = None  # in a step, hooks only record (an armed injection waits for _at_boundary)
         self._ic.set(before + (1 if self._step_retired else 0))
-        if wfx:
+        if action == "wfx":
             self._wfx_in_host(pc)
+            return
+        if action == "eret_by_board":
+            self._eret_by_board(pc)
             return
         check, self._check = self._check, None
         if check is not None and self._stop is None:
@@ -704,7 +754,10 @@ class Board:
             return
         if addr in self._eret_at or addr in self._observe_at:
             if self._stepping:
-                self._check = self._pending_check(addr)
+                if addr in self._eret_at and self._eret_to_aarch32():
+                    self._stop_before(addr, "eret_by_board")
+                else:
+                    self._check = self._pending_check(addr)
             else:
                 self._stop_before(addr, "observe")
 
@@ -925,6 +978,21 @@ class Board:
         self._ic.set(self.icount + 1)
         self._wfi_sleep()
 
+    def _eret_to_aarch32(self) -> bool:
+        """SPSR_ELx.M[4] of an ERET about to run: a return to AArch32. This PE has no AArch32,
+        so it is an illegal return (AArch64.ExceptionReturn); Unicorn's QEMU would switch to
+        AArch32 instead (HCR_EL2.RW=0 makes EL1 AArch32 there) and run A32 code the board cannot
+        follow, so the board performs it."""
+        el = (self.uc.reg_read(U.UC_ARM64_REG_PSTATE) >> 2) & 3
+        return el > 0 and bool((self._cpr(SYSREGS[f"SPSR_EL{el}"]) >> 4) & 1)
+
+    def _eret_by_board(self, addr: int) -> None:
+        check = self._pending_check(addr)
+        self._ic.set(self.icount + 1)
+        if self._trace is not None:
+            self._trace.append(addr)
+        check.finish(self, native=False)
+
     def _illegal_state(self, pc: int) -> None:
         ps = self.pstate()
         target = route_sync(EC.ILLEGAL_STATE, ps.el, self.sysctx(), self.features)
@@ -1127,6 +1195,12 @@ class Board:
 
 
 EXCP_ABORTS_FETCH = EXCP_PREFETCH_ABORT
+_EXCEPTION_NAMES = {  # ExceptionEntry.cause, as a stop message names it
+    "undefined": "UNDEFINED instruction", "illegal_state": "Illegal Execution state exception",
+    "svc": "SVC", "hvc": "HVC", "brk": "BRK", "smc_trap": "SMC trapped by HCR_EL2.TSC",
+    "wfx_trap": "trapped WFI/WFE", "sysreg_trap": "trapped system register access",
+    "data_abort": "data abort", "inst_abort": "instruction abort", "irq": "IRQ", "fiq": "FIQ", "serror": "SError",
+}
 _TVM_REGS = {
     "SCTLR_EL1", "TTBR0_EL1", "TTBR1_EL1", "TCR_EL1", "ESR_EL1", "FAR_EL1", "AFSR0_EL1",
     "AFSR1_EL1", "MAIR_EL1", "AMAIR_EL1", "CONTEXTIDR_EL1",
@@ -1148,7 +1222,8 @@ class _PendingCheck:
     elr: int
     expected: object  # ExceptionReturn | None
 
-    def finish(self, board: Board) -> None:
+    def finish(self, board: Board, *, native: bool = True) -> None:
+        """`native`: Unicorn ran the instruction; otherwise the board performs the return itself."""
         after = board.pstate()
         pc = board.pc
         if self.expected is None:
@@ -1158,7 +1233,12 @@ class _PendingCheck:
         exp = self.expected
         qemu_pstate = qemu_pc = None
         note = exp.reason or ""
-        if exp.pstate != after or exp.pc != pc:
+        if not native:
+            note = (note + "; " if note else "") + (
+                "performed by the board: Unicorn's QEMU would enter AArch32, which this PE does not implement")
+            board.set_pstate(exp.pstate)
+            board.pc = exp.pc
+        elif exp.pstate != after or exp.pc != pc:
             # QEMU 5.0's helper disagrees with AArch64.ExceptionReturn: the Arm result wins.
             qemu_pstate, qemu_pc = after.to_bits(), pc
             fields = ", ".join(f"{k} {a}->{b}" for k, (a, b) in after.diff(exp.pstate).items())
@@ -1180,5 +1260,8 @@ class _PendingCheck:
 def run_program(image, *, cpu: str = "max", max_insns: int = DEFAULT_MAX_INSNS, el: int = 2, **board_kwargs) -> RunResult:
     """Load an Image on a fresh board and run it to completion."""
     board = Board(cpu, **board_kwargs)
-    board.load(image, el=el)
-    return board.run(max_insns)
+    try:
+        board.load(image, el=el)
+        return board.run(max_insns)
+    finally:
+        board.close()
