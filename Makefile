@@ -23,8 +23,8 @@ fidelity: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# pytest exits 5 when a marker selects nothing; that is not a failure here.
-# PSTATE_FUZZ_SLOW=1: the fuzz suites run their long form (tests/fuzzkit.py, examples()).
+# pytest exits 5 when a marker selects nothing; that is not a failure here. PSTATE_FUZZ_SLOW=1:
+# the fuzz suites run thousands of examples per surface (tests/fuzzkit.py, tests/fuzztwice.py).
 test-slow: $(STAMP)
 	PSTATE_FUZZ_SLOW=1 $(PY) -m pytest -q -m slow; s=$$?; [ $$s -eq 5 ] && exit 0 || exit $$s
 

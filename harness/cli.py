@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import IO, NoReturn
 
+from harness.text import one_line
+
 EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED, EXIT_SIGPIPE = 128 + 2, 128 + 13  # as a shell reports a process ended by SIGINT, SIGPIPE
 
@@ -30,7 +32,7 @@ class ArgumentParser(argparse.ArgumentParser):
     other bad input (argparse's own prints the usage block first)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (--help for usage)\n")
+        self.exit(EXIT_BAD_INPUT, one_line(f"{self.prog}: {message} (--help for usage)") + "\n")
 
 
 def _int(text: str) -> int:
@@ -158,7 +160,7 @@ def _run(argv: list[str]) -> int:
             f.close()
         if board is not None:
             board.close()
-        print(str(e), file=sys.stderr)
+        print(str(e) if isinstance(e, AsmError) else one_line(str(e)), file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         with stop_on_sigint(board):
@@ -176,7 +178,7 @@ def _run(argv: list[str]) -> int:
         pc = result.pc
         where = board.location(pc)
         at = where if where == f"{pc:#x}" else f"{pc:#x} {where}"
-        print(f"stopped ({result.status}): {result.message} at PC {at} after {result.icount:,} instructions",
+        print(one_line(f"stopped ({result.status}): {result.message} at PC {at} after {result.icount:,} instructions"),
               file=sys.stderr)
         return EXIT_INTERRUPTED if result.status == StopReason.INTERRUPT else EXIT_STOPPED
     finally:

@@ -152,6 +152,7 @@ def run_on_board(
     from harness.machine.board import Board, BoardError
 
     start = time.perf_counter()
+    board = None
     try:
         board = Board(cpu, quirks=quirks)
         if source is None:
@@ -160,9 +161,14 @@ def run_on_board(
             image = assemble_text(source, str(path), features=board.features)
         board.load(image, el=2)
     except (AsmError, BoardError) as e:
+        if board is not None:
+            board.close()
         return ProgramResult(path.stem, cpu, "board", "error", str(e), parse_output(""),
                              time.perf_counter() - start, "")
-    result = board.run(max_insns)
+    try:
+        result = board.run(max_insns)
+    finally:
+        board.close()
     text = bytes(result.uart).decode("utf-8", "replace")
     message = result.message
     if not result.ok:

@@ -142,7 +142,7 @@ def test_more_errors_have_a_location(src: str, pattern: str | None):
 def test_program_loading_errors_are_one_line(tmp_path):
     for call, pattern in [
         (lambda: load_program(tmp_path / "missing.S"), "no such file"),
-        (lambda: load_program(tmp_path / "missing.elf"), "No such file"),
+        (lambda: load_program(tmp_path / "missing.elf"), "no such file"),
         (lambda: load_program(_write(tmp_path / "x.bin", b"\x1f\x20\x03\xd5")), "load address"),
         (lambda: load_program(_write(tmp_path / "x.txt", b"hello")), "unknown program type"),
         (lambda: load_program(_write(tmp_path / "bad.elf", b"\x7fELF\x02\x01")), "cannot load ELF"),

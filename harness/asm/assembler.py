@@ -13,6 +13,7 @@ import gc
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -58,6 +59,7 @@ _PCREL = {"b", "bl", "cbz", "cbnz", "tbz", "tbnz", "adr", "adrp", "ldr", "ldrsw"
 _CONDS = "eq|ne|cs|hs|cc|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al|nv"
 _BCOND = re.compile(rf"^b\.?({_CONDS})$", re.IGNORECASE)
 _IDENT_RE = re.compile(r"(?<![\w.$])[A-Za-z_.$][\w.$]*")
+_MNEMONIC = re.compile(r"[A-Za-z][A-Za-z0-9_.]*$")
 _ASSIGN = re.compile(r"^([A-Za-z_.$][\w.$]*)\s*=\s*(.+)$")
 _LDR_LITERAL = re.compile(r"^ldr\s+([xw]\d+|[xw]zr|lr|fp)\s*,\s*=\s*(.+)$", re.IGNORECASE)
 _DOT = re.compile(r"(?<![\w.$])\.(?![\w.$])")
@@ -227,6 +229,8 @@ class Assembler:
                 width = 4 if reg.lower().startswith("w") else 8
                 label = self._pool_label(cur, expr, width, st)
                 text = f"ldr {reg}, {label}"
+            if not _MNEMONIC.match(head):
+                raise AsmError(f"{head!r} is not an instruction, directive or macro", st.loc, st.via)
             if cur.size % 4:
                 raise AsmError(f"instruction at offset {cur.size:#x} of {cur.name} is not 4-byte aligned "
                                "(data before it: add .balign 4)", st.loc, st.via)
@@ -717,7 +721,7 @@ class _Worker:
             # Run as a script, so the child imports keystone only (not the harness packages).
             self.proc = subprocess.Popen(
                 [sys.executable, str(Path(__file__).with_name("ksworker.py"))], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             )
         return self.proc
 
@@ -727,21 +731,40 @@ class _Worker:
             self.proc.wait()
         self.proc = None
 
-    def run(self, items: list[tuple[str, int]], symbols: dict[str, int]) -> list[dict]:
-        proc = self.ensure()
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(json.dumps({"syms": symbols, "items": items}) + "\n")
-        proc.stdin.flush()
-        replies = []
-        for _ in items:
-            line = proc.stdout.readline()
-            if not line:
+    def run(self, items: list[tuple[str, int]], symbols: dict[str, int]) -> tuple[list[dict], bool]:
+        """keystone's replies, in order, and whether it hung: the replies stop short when it
+        aborted (the worker died) or gave no answer for KEYSTONE_TIMEOUT (it loops forever on
+        some inputs, e.g. `%`; the worker is then killed)."""
+        request = (json.dumps({"syms": symbols, "items": items}) + "\n").encode()
+        for attempt in (0, 1):
+            proc = self.ensure()
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.write(request)
+                proc.stdin.flush()
+                break
+            except BrokenPipeError:  # it died after its last reply (an abort we have not seen yet)
+                self.reset()
+                if attempt:
+                    return [], False
+        replies: list[dict] = []
+        fd = proc.stdout.fileno()
+        pending = b""
+        while len(replies) < len(items):
+            ready, _, _ = select.select([fd], [], [], KEYSTONE_TIMEOUT)
+            if not ready:
+                self.reset()
+                return replies, True
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
                 break  # keystone aborted the worker on the next item
-            replies.append(json.loads(line))
-        return replies
+            *lines, pending = (pending + chunk).split(b"\n")
+            replies.extend(json.loads(line) for line in lines)
+        return replies, False
 
 
 _WORKER = _Worker()
+KEYSTONE_TIMEOUT = 10.0  # seconds for one statement (it takes microseconds; it loops forever on some input)
 _ENCODED: dict[tuple, bytes] = {}  # keystone's answers: (text, address if it matters, symbols named)
 
 
@@ -749,7 +772,7 @@ def _keystone(items: list[tuple[str, int]], symbols: dict[str, int], stmts: list
     out: list[bytes] = []
     start = 0
     while start < len(items):
-        replies = _WORKER.run(items[start:], symbols)
+        replies, hung = _WORKER.run(items[start:], symbols)
         for k, rep in enumerate(replies):
             st = stmts[start + k]
             if "err" in rep:
@@ -759,6 +782,8 @@ def _keystone(items: list[tuple[str, int]], symbols: dict[str, int], stmts: list
         if start < len(items):
             st = stmts[start]
             _WORKER.reset()
+            if hung:
+                raise AsmError(f"keystone gave no answer in {KEYSTONE_TIMEOUT:.0f} s for {st.text!r}", st.loc, st.via)
             raise AsmError(f"keystone crashed (abort) on {st.text!r}", st.loc, st.via)
     return out
 

@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from harness.text import one_line
+
 
 @dataclass(frozen=True)
 class SourceLoc:
@@ -46,12 +48,12 @@ class AsmError(Exception):
 
     def __str__(self) -> str:
         if self.loc is None:
-            return f"error: {self.message}"
-        text = f"{self.loc.file}:{self.loc.line}:{self.loc.col}: {self.message}"
+            return one_line(f"error: {self.message}")
+        text = one_line(f"{self.loc.file}:{self.loc.line}:{self.loc.col}: {self.message}")
         if self.note:
-            text += f" ({self.note})"
-        if self.loc.text:
-            text += f"\n    {self.loc.text.strip()}"
+            text += one_line(f" ({self.note})")
+        if self.loc.text.strip():
+            text += f"\n    {one_line(self.loc.text.strip())}"
         return text
 
 

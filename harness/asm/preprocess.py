@@ -19,10 +19,12 @@ from harness.data import source_name
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 DEFINE_NAME = _IDENT  # what -D NAME and #define accept
-# Bounds on what a source may ask for, checked before the work is done: statements after every
-# macro and .rept expansion (16 MiB of instructions; far beyond any model here, and it keeps the
-# Python side of an assembly under a few GB), and the size of one source file.
+# Bounds on what a source may ask for, checked before the work is done: statements expansion
+# processes (16 MiB of instructions; far beyond any model here, and it keeps an assembly under a
+# couple of GB and seconds), where a macro call counts as MACRO_CALL_COST statements (binding and
+# substituting its arguments costs about that much), and the size of one source file.
 MAX_STATEMENTS = 1 << 22
+MACRO_CALL_COST = 32
 MAX_SOURCE_BYTES = 64 << 20
 _LABEL = re.compile(r"^\s*([A-Za-z_.$][\w.$]*|\d+)\s*:(?!:)")
 _MAX_EXPANSION = 200
@@ -80,7 +82,7 @@ class Preprocessor:
         self.macros = {}
         self.reg_aliases: dict[str, str] = {}  # NAME .req REG
         self._macro_counter = 0
-        self._budget = MAX_STATEMENTS  # statements macro/.rept expansion may still produce
+        self._budget = MAX_STATEMENTS  # statements macro/.rept expansion may still process
 
     # ------------------------------------------------------------ stage 1: C preprocessor
 
@@ -395,7 +397,7 @@ class Preprocessor:
                 i = end
                 if head == ".rept":
                     n = self._value(rest, st, symbols)
-                    if n > 0 and n * max(len(body), 1) > self._budget:
+                    if n > 0 and n * max(len(body), 1) > max(self._budget, 0):
                         raise AsmError(f".rept {n:,} of {len(body)} statement{'s' if len(body) != 1 else ''} "
                                        f"exceeds the limit of {MAX_STATEMENTS:,} statements", st.loc, st.via)
                     expanded = self._expand(body, depth + 1, symbols) if n > 0 else []
@@ -437,6 +439,7 @@ class Preprocessor:
                 out.append(st)
                 continue
             if head in self.macros:
+                self._spend(MACRO_CALL_COST, st)
                 out.extend(self._expand(self._macro_body(head, rest, st), depth + 1, symbols))
                 continue
             if self.reg_aliases and not head.startswith("."):
@@ -450,8 +453,8 @@ class Preprocessor:
     def _spend(self, n: int, st: Stmt) -> None:
         self._budget -= n
         if self._budget < 0:
-            raise AsmError(f"more than {MAX_STATEMENTS:,} statements to expand (macros and .rept; "
-                           "the assembler's limit)", st.loc, st.via)
+            raise AsmError(f"more than {MAX_STATEMENTS:,} statements to expand (the assembler's limit; "
+                           f"a macro call counts {MACRO_CALL_COST})", st.loc, st.via)
 
     def _macro_body(self, name: str, rest: str, st: Stmt) -> list[Stmt]:
         params, body, _where = self.macros[name]

@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from harness.cli import ArgumentParser  # one-line usage errors, exit 2
 from harness.debugger.commands import COMMANDS
 from harness.debugger.core import Debugger, DebuggerError
 from harness.debugger.render import PSTATE_FIELDS, SYSREG_GROUPS
@@ -24,16 +25,9 @@ from harness.debugger.render import PSTATE_FIELDS, SYSREG_GROUPS
 HISTORY = Path.home() / ".pstate_harness_history"
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports bad usage in one line (exit status 2), not usage plus error."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: {message} (--help for usage)\n")
-
-
 def _parser() -> argparse.ArgumentParser:
-    ap = OneLineParser(prog="python -m harness debug",
-                                 description="Single-step the world-switch scenarios or a program, forwards and backwards.")
+    ap = ArgumentParser(prog="python -m harness debug",
+                        description="Single-step the world-switch scenarios or a program, forwards and backwards.")
     ap.add_argument("target", nargs="?", help="scenario id (e.g. max-vhe-kvm_run-pan1-uao0-hvc) or a .S/ELF/binary")
     ap.add_argument("--variant", help="code variant of the scenario (default v4.13)")
     ap.add_argument("--inject", metavar="KIND@ICOUNT", type=_injection,

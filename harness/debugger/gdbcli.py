@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from harness.asm import AsmError
-from harness.debugger.cli import OneLineParser
+from harness.cli import ArgumentParser  # one-line usage errors, exit 2
 from harness.debugger.core import Debugger, DebuggerError
 from harness.debugger.gdbstub import GdbStub
 
@@ -38,7 +38,7 @@ def _port(text: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = OneLineParser(prog="python -m harness gdbserver", description="GDB remote stub on 127.0.0.1.")
+    ap = ArgumentParser(prog="python -m harness gdbserver", description="GDB remote stub on 127.0.0.1.")
     ap.add_argument("target", help="scenario id or a .S/ELF/binary program")
     ap.add_argument("--variant", help="code variant of the scenario (default v4.13)")
     ap.add_argument("--port", type=_port, default=1234, help="TCP port on 127.0.0.1 (0: any free port)")

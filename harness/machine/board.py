@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import gc
 import struct
 from array import array
 from collections.abc import Callable, Iterable
@@ -101,6 +102,30 @@ QUIRKS = {
 }
 
 
+# Unicorn reserves 1 GiB for translated code by default; the programs here need a few MiB at most
+# (a 2M-instruction .rept runs with this), and 1.3 GB of address space per board is what made
+# boards kept for a scenario matrix, or left to the collector, run out of memory.
+TCG_BUFFER = 64 << 20
+
+
+def _new_uc(cpu: str, ram_size: int) -> Uc:
+    """A Uc with RAM mapped. A Uc is freed only by the cyclic garbage collector (the binding's hook
+    wrappers refer to it), at some later time, unless its Board is close()d: when memory runs out,
+    boards nobody holds any more are collected and the board is made again."""
+    for attempt in (0, 1):
+        try:
+            uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
+            uc.ctl_set_cpu_model(CPU_MODELS[cpu])
+            uc.ctl_set_tcg_buffer_size(TCG_BUFFER)
+            uc.mem_map(RAM_BASE, ram_size)
+            return uc
+        except (UcError, MemoryError) as e:
+            if attempt:
+                raise BoardError(f"no memory for another board ({ram_size >> 20} MiB of RAM): {e}") from None
+            gc.collect()
+    raise AssertionError("unreachable")
+
+
 class BoardError(Exception):
     """Bad configuration or input for the board (one clear line)."""
 
@@ -159,10 +184,10 @@ class Board:
         for q in self.quirks - QUIRKS.keys():
             raise BoardError(f"unknown architecture quirk {q!r} (known: {', '.join(sorted(QUIRKS))})")
         self.cpu = cpu
-        self.uc = uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
-        uc.ctl_set_cpu_model(CPU_MODELS[cpu])
+        if not 0 < ram_size <= RAM_SIZE or ram_size % 0x1000:
+            raise BoardError(f"RAM size {ram_size:#x}: a multiple of 4 KiB up to {RAM_SIZE >> 20} MiB")
+        self.uc = uc = _new_uc(cpu, ram_size)
         self.ram_size = ram_size
-        uc.mem_map(RAM_BASE, ram_size)
         # Device registers: (name, base, size, read, write), the one model for the program's
         # accesses (Unicorn MMIO) and the user's (read_mem/write_mem).
         self._devices = (("the PL011 UART", UART_BASE, UART_SIZE, self._uart_read, self._uart_write),)

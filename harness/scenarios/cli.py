@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from harness.cli import ArgumentParser  # one-line usage errors, exit 2
 from harness.data import FIDELITY_JSON, REPORTS_DIR
 from harness.machine.board import QUIRKS
 from harness.scenarios import claims as claims_mod
@@ -37,8 +38,8 @@ def fidelity_figure() -> str | None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m harness scenarios",
-                                 description="Run the KVM world-switch scenarios and decide the review's claims.")
+    ap = ArgumentParser(prog="python -m harness scenarios",
+                        description="Run the KVM world-switch scenarios and decide the review's claims.")
     ap.add_argument("--json", action="store_true", help="print claims and scenarios as JSON (no tables)")
     ap.add_argument("--details", action="store_true",
                     help="also print the full comparison: every configuration under every variant")
