@@ -5,6 +5,7 @@ behaviour."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -214,6 +215,11 @@ def test_a_directory_is_not_a_missing_file(tmp_path, capsys):
     status, _, err = run(capsys, tmp_path / "nosuch.S")
     assert status == 2
     one_line(err, "nosuch.S: no such file")
+    fifo = tmp_path / "fifo.bin"
+    os.mkfifo(fifo)  # would block the read forever
+    status, _, err = run(capsys, fifo, "--load-addr", "0x40080000")
+    assert status == 2
+    one_line(err, "fifo.bin: not a regular file")
 
 
 @pytest.mark.parametrize("flag", ["--events", "--trace-insns"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from pathlib import Path
 
@@ -80,7 +81,10 @@ def _readable(p: Path) -> Path:
     try:
         if p.is_dir():
             raise AsmError(f"{p}: is a directory, not a program")
-        size = p.stat().st_size
+        st = p.stat()
+        if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would block or never end
+            raise AsmError(f"{p}: not a regular file")
+        size = st.st_size
     except FileNotFoundError:
         raise AsmError(f"{p}: no such file") from None
     except OSError as e:

@@ -93,6 +93,8 @@ class Preprocessor:
         try:
             if path.is_dir():
                 raise AsmError(f"{path}: is a directory, not a source file", loc)
+            if not path.is_file():  # a FIFO or a device would block or never end
+                raise AsmError(f"{path}: not a regular file", loc)
             if path.stat().st_size > MAX_SOURCE_BYTES:
                 raise AsmError(f"{path}: larger than {MAX_SOURCE_BYTES >> 20} MiB, too big for a source file", loc)
             data = path.read_bytes()
