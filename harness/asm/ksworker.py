@@ -13,7 +13,18 @@ import sys
 from keystone import KS_ARCH_ARM64, KS_MODE_LITTLE_ENDIAN, Ks, KsError
 
 
+def _die_with_parent() -> None:
+    """keystone can loop forever on some input; should the assembling process die meanwhile (killed
+    on a timeout), the kernel ends this worker too instead of leaving it spinning (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):
+        pass
+
+
 def main() -> None:
+    _die_with_parent()
     ks = Ks(KS_ARCH_ARM64, KS_MODE_LITTLE_ENDIAN)
     syms: dict[str, int] = {}
 
