@@ -13,13 +13,13 @@ Exit status: 0, or 2 for bad input (one line).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from pathlib import Path
 
 from harness.asm import AsmError, Image, Segment
 from harness.asm.elf import write_elf
+from harness.cli import ArgumentParser, define_arg
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
@@ -29,7 +29,11 @@ def _features(cpu: str):
     scenarios assemble for)."""
     from harness.machine import Board
 
-    return Board(cpu).features
+    board = Board(cpu)
+    try:
+        return board.features
+    finally:
+        board.close()
 
 
 def program_image(path: Path, cpu: str = "max", defines: dict[str, int | str] | None = None) -> Image:
@@ -67,21 +71,14 @@ def scenario_image(name: str, variant: str | None = None) -> tuple[Image, str]:
     return dataclasses.replace(image, segments=segments), scenario.id
 
 
-def _defines(items: list[str]) -> dict[str, int | str]:
-    from harness.cli import _defines as parse
-
-    return parse(items)
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m harness build",
-                                 description="Write an ELF with symbols and DWARF line information.")
+    ap = ArgumentParser(prog="python -m harness build", description="Write an ELF with symbols and DWARF line information.")
     ap.add_argument("source", nargs="?", help="a .S program (or --scenario)")
     ap.add_argument("--scenario", metavar="NAME", help="the world-switch program of this scenario")
     ap.add_argument("--variant", help="code variant of the scenario (default v4.13)")
     ap.add_argument("-o", "--output", required=True, metavar="FILE.elf", help="the ELF to write")
     ap.add_argument("--cpu", choices=("max", "a57"), default="max", help="CPU features for ALTERNATIVEs (.S input)")
-    ap.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME[=VALUE]",
+    ap.add_argument("-D", dest="defines", type=define_arg, action="append", default=[], metavar="NAME[=VALUE]",
                     help="preprocessor define (.S input)")
     args = ap.parse_args(argv)
     if (args.source is None) == (args.scenario is None):
@@ -97,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.scenario:
             image, what = scenario_image(args.scenario, args.variant)
         else:
-            image, what = program_image(Path(args.source), args.cpu, _defines(args.defines)), args.source
+            image, what = program_image(Path(args.source), args.cpu, dict(args.defines)), args.source
         out = write_elf(image, args.output)
     except AsmError as e:
         print(str(e), file=sys.stderr)  # an assembler diagnostic quotes the source line below it

@@ -60,7 +60,8 @@ def _load_addr(text: str) -> int:
     return a
 
 
-def _define(item: str) -> tuple[str, int | str]:
+def define_arg(item: str) -> tuple[str, int | str]:
+    """argparse type of -D NAME[=VALUE] (run, build): (NAME, an int where VALUE is one, else VALUE)."""
     from harness.asm.preprocess import DEFINE_NAME
 
     name, _, value = item.partition("=")
@@ -139,7 +140,7 @@ def _run(argv: list[str]) -> int:
                     help="where a flat .bin is loaded, or a .S placed (default 0x40080000); an ELF's headers place it")
     ap.add_argument("--events", metavar="FILE", help="write every event as JSON lines")
     ap.add_argument("--trace-insns", metavar="FILE", help="write an instruction trace (slow: a hook per instruction)")
-    ap.add_argument("-D", dest="defines", type=_define, action="append", default=[], metavar="NAME[=VALUE]",
+    ap.add_argument("-D", dest="defines", type=define_arg, action="append", default=[], metavar="NAME[=VALUE]",
                     help="preprocessor define for .S input")
     args = ap.parse_args(argv)
 

@@ -1,5 +1,5 @@
 """Fuzz the command-line flags of every command (`run`, `selftest`, `scenarios`, `fidelity`,
-`debug`, `gdbserver`, and the dispatcher itself): argv built from each command's flags with valid,
+`debug`, `gdbserver`, `explore`, `build`, and the dispatcher itself): argv built from each command's flags with valid,
 extreme and malformed values, then mutated (tokens dropped, doubled, swapped, junk inserted).
 The property is fuzzkit's: status 0/1/2, one diagnostic line for 2, no traceback, no signal,
 bounded time and memory.
@@ -7,8 +7,9 @@ bounded time and memory.
 Each example stays bounded: `run` gets a small instruction budget last on its line (argparse
 keeps the last value; earlier ones are still parsed), `scenarios` always runs with --no-reports
 and filters that match few scenarios, `fidelity` runs --quick with no samples and no source
-check, `debug` reads a short script and `gdbserver` only ever gets a target that does not load
-(it must never listen). The worker runs in a scratch directory, so relative paths land there."""
+check, `debug` reads a short script, `gdbserver` only ever gets a target that does not load
+(it must never listen) and `explore` a filter that matches nothing (it would inject at thousands
+of boundaries). The worker runs in a scratch directory, so relative paths land there."""
 
 from __future__ import annotations
 
@@ -223,6 +224,47 @@ def _gdbserver_flags(worker, scratch, target, fl, data):
 
 test_gdbserver_flags, test_gdbserver_flags_slow = \
     twice(25, 250, GDBSERVER_TARGETS, flags(GDBSERVER_FLAGS), st.data())(_gdbserver_flags)
+
+
+# ---------------------------------------------------------------- explore and build
+
+EXPLORE_FLAGS = {
+    "--only": st.sampled_from(["nomatch", "[", "", "v5.11/nomatch*"]),
+    "--variant": st.sampled_from(["v4.13", "patch-2017", "nosuch", ""]),
+    "--vhe": None, "--nvhe": None, "--json": None, "--no-reports": None,
+    "--cpu": st.sampled_from(["max", "a57", "x"]),
+    "--kinds": st.sampled_from(["irq", "irq,fiq", "serror,irq", "", "nmi", ",", "IRQ"]),
+    "-j": NUMBERS, "--jobs": NUMBERS, "--reports": PATHS,
+}
+
+
+def _explore_flags(worker, scratch, fl, data):
+    # An explore of even one scenario injects at thousands of boundaries: the scenario filter always
+    # matches nothing (its own --only is appended; the generated ones never match), so each example
+    # checks parsing and validation and ends before any run.
+    rest = [a for a in data.draw(mutate(fl), label="flags") if a != "*" and not a.startswith("--only=")]
+    check(worker, ["explore", *rest, "--only", "no-such-scenario"], timeout=60)
+
+
+test_explore_flags, test_explore_flags_slow = twice(25, 250, flags(EXPLORE_FLAGS), st.data())(_explore_flags)
+
+BUILD_FLAGS = {
+    "-o": PATHS.map(lambda p: p if p != "hello.S" else "out.elf"), "--output": st.sampled_from(["x.elf", "outdir"]),
+    "--scenario": st.sampled_from(["max-vhe-kvm_run-pan1-uao0-hvc", "nosuch", "user/nosuch", ""]),
+    "--variant": st.sampled_from(["v4.13", "patch-2017", "nosuch"]),
+    "--cpu": st.sampled_from(["max", "a57", "x"]),
+    "-D": st.sampled_from(["FOO", "=3", "X=1"]),
+}
+
+
+def _build_flags(worker, scratch, source, fl, data):
+    argv = data.draw(mutate(["build", source, *fl]), label="argv")
+    check(worker, argv, timeout=60)
+
+
+test_build_flags, test_build_flags_slow = \
+    twice(25, 250, st.sampled_from(["hello.S", "bad.S", "empty.S", "hello.bin", "nosuch.S", "outdir", "--scenario"]),
+          flags(BUILD_FLAGS), st.data())(_build_flags)
 
 
 # ---------------------------------------------------------------- the dispatcher

@@ -491,11 +491,7 @@ class Assembler:
                 else:
                     buf[item.offset : item.offset + item.size] = item.raw
                 if item.kind != "pool" and item.size:
-                    last = lines[-1] if lines else None
-                    if last is not None and last[2] is item.stmt.loc and last[0] + last[1] == addr:
-                        lines[-1] = (last[0], last[1] + item.size, last[2])  # a .rept: one entry
-                    else:
-                        lines.append((addr, item.size, item.stmt.loc))
+                    lines.append((addr, item.size, item.stmt.loc))
                     if item.stmt.calls:
                         macro_calls[addr] = item.stmt.calls
             segments.append(Segment(sec.name, sec.addr, bytes(buf), sec.flags))

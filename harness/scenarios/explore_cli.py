@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from harness.cli import ArgumentParser  # one-line usage errors, exit 2
 from harness.data import REPORTS_DIR
 from harness.scenarios.explore import KINDS, default_jobs, explore_all
 from harness.scenarios.invariants import INVARIANTS, evaluate
@@ -43,7 +44,7 @@ def _jobs(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = ArgumentParser(
         prog="python -m harness explore",
         description="Inject an IRQ, FIQ or SError at every instruction boundary of the world switch, run each "
                     "to the end, and check the invariants.")
