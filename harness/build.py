@@ -20,6 +20,7 @@ from pathlib import Path
 from harness.asm import AsmError, Image, Segment
 from harness.asm.elf import write_elf
 from harness.cli import ArgumentParser, define_arg
+from harness.text import one_line
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print("build: --variant applies to --scenario only", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.source and Path(args.source).resolve() == Path(args.output).resolve():
-        print(f"build: {args.output} is the source itself", file=sys.stderr)
+        print(one_line(f"build: {args.output} is the source itself"), file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         if args.scenario:
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         print(str(e), file=sys.stderr)  # an assembler diagnostic quotes the source line below it
         return EXIT_BAD_INPUT
     except OSError as e:
-        print(f"build: cannot write {args.output}: {e.strerror}", file=sys.stderr)
+        print(one_line(f"build: cannot write {args.output}: {e.strerror}"), file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"{out}: {what}, {len(image.lines)} source lines, {len(image.insn_addrs)} instructions")
     return EXIT_OK

@@ -26,6 +26,7 @@ from harness.fidelity.cases import Case
 from harness.fidelity.compare import RECORD_FIELDS, CaseOutput, ExclusionError
 from harness.fidelity.run import CaseResult, FidelityResult, run, select_cases
 from harness.qemu import BuildError, missing_tools
+from harness.text import one_line
 
 QUICK_JSON = FIDELITY_JSON.with_name("fidelity-quick.json")
 BUILD_DIR = Path("build") / "fidelity"
@@ -140,16 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         problems.append(_output_problem(build, "--build-dir", create_parent=args.build_dir is None))
     for p in filter(None, problems):
-        print(f"fidelity: {p}", file=sys.stderr)
+        print(one_line(f"fidelity: {p}"), file=sys.stderr)
         return EXIT_USAGE
     cases = select_cases(args.samples, args.seed, quick=args.quick)
     try:
         res = run(cases, build, progress=lambda m: print(f"  {m}", file=sys.stderr))
     except (ExclusionError, BuildError) as e:
-        print(f"fidelity: {e}", file=sys.stderr)
+        print(one_line(f"fidelity: {e}"), file=sys.stderr)
         return EXIT_USAGE
     except OSError as e:  # the build directory went away or filled up during the run
-        print(f"fidelity: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        print(one_line(f"fidelity: {e.filename or ''}: {e.strerror or e}"), file=sys.stderr)
         return EXIT_FAIL
     source_words = None
     if not args.no_sources:
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             save.write_text(json.dumps(to_json(res, source_words, args.seed, args.samples, args.quick), indent=1) + "\n")
         except OSError as e:
-            print(f"fidelity: --json {save}: {e.strerror or e}", file=sys.stderr)
+            print(one_line(f"fidelity: --json {save}: {e.strerror or e}"), file=sys.stderr)
             return EXIT_FAIL
         if args.quick and args.json is None:
             print(f"quick run: figures saved to {save}, not {FIDELITY_JSON} (the full run's)")

@@ -237,9 +237,9 @@ class Board:
         self.reset()
 
     def close(self) -> None:
-        """Give Unicorn's memory back now (~1.4 GB of address space per board). The hooks make
-        the Board and its Uc a cycle that only the garbage collector would otherwise free, at
-        some later time; a closed board cannot run again."""
+        """Give Unicorn's memory back now (RAM and translation buffer, ~330 MB of address space).
+        The hooks make the Board and its Uc a cycle that only a full garbage collection would
+        otherwise free (30-80 ms), at some later time; a closed board cannot run again."""
         uc = self.__dict__.pop("uc", None)
         self._ic = None
         if uc is not None:
@@ -1221,10 +1221,11 @@ class Board:
 
 EXCP_ABORTS_FETCH = EXCP_PREFETCH_ABORT
 _EXCEPTION_NAMES = {  # ExceptionEntry.cause, as a stop message names it
-    "undefined": "UNDEFINED instruction", "illegal_state": "Illegal Execution state exception",
-    "svc": "SVC", "hvc": "HVC", "brk": "BRK", "smc_trap": "SMC trapped by HCR_EL2.TSC",
-    "wfx_trap": "trapped WFI/WFE", "sysreg_trap": "trapped system register access",
-    "data_abort": "data abort", "inst_abort": "instruction abort", "irq": "IRQ", "fiq": "FIQ", "serror": "SError",
+    Cause.UNDEFINED: "UNDEFINED instruction", Cause.ILLEGAL_STATE: "Illegal Execution state exception",
+    Cause.SVC: "SVC", Cause.HVC: "HVC", Cause.BRK: "BRK", Cause.SMC_TRAP: "SMC trapped by HCR_EL2.TSC",
+    Cause.WFX_TRAP: "trapped WFI/WFE", Cause.SYSREG_TRAP: "trapped system register access",
+    Cause.DATA_ABORT: "data abort", Cause.INST_ABORT: "instruction abort", Cause.IRQ: "IRQ", Cause.FIQ: "FIQ",
+    Cause.SERROR: "SError",
 }
 _TVM_REGS = {
     "SCTLR_EL1", "TTBR0_EL1", "TTBR1_EL1", "TCR_EL1", "ESR_EL1", "FAR_EL1", "AFSR0_EL1",
