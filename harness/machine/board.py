@@ -722,8 +722,11 @@ class Board:
 
     def _unmapped_message(self, access: int, addr: int) -> str:
         """What was accessed; a fetch from an exception vector names the exception that led there."""
-        last = self.events[-1] if self.events else None
-        if access == UC_MEM_FETCH_UNMAPPED and isinstance(last, ev.ExceptionEntry) and last.vector == addr:
+        # the last event that is not a stop (a debugger steps again at the vector), if no
+        # instruction has run since
+        last = next((e for e in reversed(self.events) if not isinstance(e, ev.Stop)), None)
+        if (access == UC_MEM_FETCH_UNMAPPED and isinstance(last, ev.ExceptionEntry) and last.vector == addr
+                and last.icount == self.icount):
             what = _EXCEPTION_NAMES.get(last.cause, last.cause)
             esr = f" (ESR {last.esr:#010x}: {syndrome.decode_esr(last.esr)})" if last.esr is not None else ""
             return (f"{what} at {self.location(last.pc)} taken to EL{last.to_el}, whose vector "
