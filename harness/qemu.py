@@ -16,6 +16,8 @@ from harness.data import ASM_DIR
 INCLUDE_DIR = ASM_DIR / "include"
 LINK_ADDR = 0x4008_0000
 TOOLS = ("aarch64-linux-gnu-as", "aarch64-linux-gnu-ld", "qemu-system-aarch64")
+# v8.5-A: DIT (v8.4), SSBS and BTI (v8.5) as QEMU 7.2's max implements them; every v8.2 source too.
+GNU_AS_MARCH = "-march=armv8.5-a"
 QEMU_CPU = {"max": "max", "a57": "cortex-a57"}
 # without -nic none QEMU looks for a network ROM Debian's package does not ship
 QEMU_ARGS = ("-M", "virt,virtualization=on", "-m", "256", "-nographic", "-monitor", "none",
@@ -31,12 +33,12 @@ def missing_tools() -> list[str]:
 
 
 def gnu_build(src: Path, out_dir: Path | None = None) -> Path:
-    """Assemble `src` with GNU as (-march=armv8.2-a) and link it at LINK_ADDR; returns the ELF
+    """Assemble `src` with GNU as (GNU_AS_MARCH) and link it at LINK_ADDR; returns the ELF
     (in out_dir, default beside src)."""
     out = (out_dir or src.parent) / src.stem
     obj, elf = out.with_suffix(".o"), out.with_suffix(".elf")
     for cmd in (
-        ["aarch64-linux-gnu-as", "-march=armv8.2-a", "-I", str(INCLUDE_DIR), "-o", str(obj), str(src)],
+        ["aarch64-linux-gnu-as", GNU_AS_MARCH, "-I", str(INCLUDE_DIR), "-o", str(obj), str(src)],
         ["aarch64-linux-gnu-ld", f"-Ttext={LINK_ADDR:#x}", "-o", str(elf), str(obj)],
     ):
         proc = subprocess.run(cmd, capture_output=True, text=True)

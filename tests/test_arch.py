@@ -24,6 +24,7 @@ from harness.arch.exceptions import (
 )
 from harness.arch.features import FEATURES_A57, FEATURES_MAX, Features
 from harness.arch.pstate import PState
+from harness.arch.regs import HCR_EL2, SCTLR
 from harness.arch.syndrome import (
     EC,
     FaultType,
@@ -41,9 +42,10 @@ from harness.arch.sysregs import (
     encode_msr_imm,
     lookup,
 )
+from harness.qemu import GNU_AS_MARCH
 
-E2H, TGE, RW, IMO, TSC, TWI = 1 << 34, 1 << 27, 1 << 31, 1 << 4, 1 << 19, 1 << 13
-SPAN = 1 << 23
+E2H, TGE, RW, IMO, TSC, TWI = (HCR_EL2[n].mask for n in ("E2H", "TGE", "RW", "IMO", "TSC", "TWI"))
+SPAN = SCTLR.SPAN.mask
 VHE_HOST = SysCtx(hcr_el2=E2H | TGE | RW, vbar_el2=0x4000_0800)
 VHE_GUEST = SysCtx(hcr_el2=E2H | RW, vbar_el2=0x4000_0800)
 NVHE = SysCtx(hcr_el2=RW, vbar_el1=0x4000_1000, vbar_el2=0x4000_0800)
@@ -61,8 +63,10 @@ def test_arch_never_imports_unicorn():
 
 @given(st.integers(0, (1 << 32) - 1))
 def test_pstate_bits_round_trip(value):
-    # SPSR layout, facts §1.1: only the defined fields survive.
-    mask = 0xF0F003DD  # bit 1 (M[1]) and bit 5 are not PSTATE fields
+    # SPSR layout, facts §1.1 and §8: N Z C V 31:28, DIT 24, UAO 23, PAN 22, SS 21, IL 20,
+    # SSBS 12, BTYPE 11:10, D A I F 9:6, M[4] 4, M[3:2] (EL) and M[0] (SP) survive; bit 1 (M[1]),
+    # 5, 13-19 and 25-27 are not PSTATE fields here.
+    mask = 0xF1F01FDD
     assert PState.from_bits(value).to_bits() == value & mask
 
 
@@ -199,7 +203,7 @@ def test_sysreg_encodings_agree_with_gnu_as(tmp_path):
     names = [n for n, r in SYSREGS.items() if not r.readonly and n not in ("CURRENTEL",)]
     src = "".join(f"mrs x0, {n.lower()}\n" for n in names)
     (tmp_path / "r.S").write_text(src)
-    subprocess.run(["aarch64-linux-gnu-as", "-march=armv8.2-a", "-o", tmp_path / "r.o", tmp_path / "r.S"], check=True)
+    subprocess.run(["aarch64-linux-gnu-as", GNU_AS_MARCH, "-o", tmp_path / "r.o", tmp_path / "r.S"], check=True)
     subprocess.run(["aarch64-linux-gnu-objcopy", "-O", "binary", "-j", ".text", tmp_path / "r.o", tmp_path / "r.bin"], check=True)
     data = (tmp_path / "r.bin").read_bytes()
     for k, n in enumerate(names):

@@ -19,6 +19,7 @@ from harness.asm import (
     load_elf,
     load_program,
 )
+from harness.qemu import GNU_AS_MARCH
 
 ROOT = Path(__file__).resolve().parents[1]
 HAVE_GAS = shutil.which("aarch64-linux-gnu-as") is not None
@@ -214,7 +215,7 @@ data:
     text, _locs = expand_for_gnu_as(src)
     exp = tmp_path / "exp.S"
     exp.write_text(text)
-    subprocess.run(["aarch64-linux-gnu-as", "-march=armv8.2-a", "-o", tmp_path / "k.o", exp], check=True)
+    subprocess.run(["aarch64-linux-gnu-as", GNU_AS_MARCH, "-o", tmp_path / "k.o", exp], check=True)
     subprocess.run(["aarch64-linux-gnu-ld", "-Ttext=0x40080000", "-o", tmp_path / "k.elf", tmp_path / "k.o"], check=True)
     ours = assemble_file(src)
     gnu = load_elf(tmp_path / "k.elf")

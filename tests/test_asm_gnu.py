@@ -1,6 +1,6 @@
 """Our assembly against GNU as: the keystone-hostile fixture (every form of facts §7) and the
 project's own sources must give the same bytes, symbols and line table as
-`aarch64-linux-gnu-as -march=armv8.2-a` + `ld` of the text expand_for_gnu_as produces."""
+`aarch64-linux-gnu-as -march=armv8.5-a` (harness.qemu.GNU_AS_MARCH) + `ld` of the text expand_for_gnu_as produces."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from harness.arch.cause import Cause
 from harness.arch.pstate import PState
+from harness.arch.regs import PSTATE
 from harness.debugger.core import Debugger, DebuggerError
 from harness.debugger.gdbconn import checksum
 from harness.debugger.gdbstub import GdbStub
@@ -54,7 +55,8 @@ def test_break_continue_and_the_stop_display(dbg: Debugger):
     hvc = [e for e in b.events if isinstance(e, ev.ExceptionEntry)][-1]
     assert hvc.cause == "hvc" and f"ESR {hvc.esr:#010x} (EC=0x16 (HVC)" in out
     ps = b.pstate()
-    assert f"EL={ps.el} SPSel={ps.sp}" in out and f"PAN={ps.pan} UAO={ps.uao}" in out
+    assert f"EL={ps.el} SPSel={ps.sp}" in out
+    assert all(f" {f.label}={getattr(ps, f.key)}" in out for f in PSTATE)  # every field of regs.PSTATE
 
 
 def test_watch_pan_stops_where_it_changes_and_reverse_stepi_goes_back(dbg: Debugger):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.arch.exceptions import SysCtx, wfx_trap_target
+from harness.arch.regs import HCR_EL2, SCTLR
 from harness.fidelity import cli
 from harness.fidelity.cases import KINDS, MODES, Case, exhaustive, sampled
 from harness.fidelity.compare import CaseOutput, ExclusionError, compare, load_exclusions, parse
@@ -61,14 +62,15 @@ def test_cases_that_cannot_run_are_not_generated(case, reason):
 
 
 def test_wfx_trap_target_follows_check_for_wfx_trap():
-    host = SysCtx(hcr_el2=(1 << 34) | (1 << 27), sctlr_el1=0, sctlr_el2=1 << 16)
+    e2h, tge, twi, ntwi = HCR_EL2.E2H.mask, HCR_EL2.TGE.mask, HCR_EL2.TWI.mask, SCTLR.nTWI.mask
+    host = SysCtx(hcr_el2=e2h | tge, sctlr_el1=0, sctlr_el2=ntwi)
     assert wfx_trap_target(0, host) is None  # in host SCTLR_EL2.nTWI decides, not SCTLR_EL1's
-    assert wfx_trap_target(0, SysCtx(hcr_el2=host.hcr_el2, sctlr_el1=1 << 16, sctlr_el2=0)) == 2
-    assert wfx_trap_target(0, SysCtx(hcr_el2=1 << 27, sctlr_el1=0)) == 2  # TGE sends EL1's trap up
+    assert wfx_trap_target(0, SysCtx(hcr_el2=host.hcr_el2, sctlr_el1=ntwi, sctlr_el2=0)) == 2
+    assert wfx_trap_target(0, SysCtx(hcr_el2=tge, sctlr_el1=0)) == 2  # TGE sends EL1's trap up
     assert wfx_trap_target(0, SysCtx(sctlr_el1=0)) == 1
-    assert wfx_trap_target(1, SysCtx(hcr_el2=1 << 13, sctlr_el1=1 << 16)) == 2
+    assert wfx_trap_target(1, SysCtx(hcr_el2=twi, sctlr_el1=ntwi)) == 2
     assert wfx_trap_target(1, SysCtx(sctlr_el1=0)) is None  # nTWI is for EL0 only
-    assert wfx_trap_target(2, SysCtx(hcr_el2=1 << 13)) is None
+    assert wfx_trap_target(2, SysCtx(hcr_el2=twi)) is None
 
 
 # ---- exclusions and comparison

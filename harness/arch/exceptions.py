@@ -7,15 +7,9 @@ from dataclasses import dataclass
 from enum import Enum
 
 from harness.arch.features import Features
-from harness.arch.pstate import PState
+from harness.arch.pstate import PState, psr_from_pstate
+from harness.arch.regs import HCR_EL2, PSTATE, SCR_EL3, SCTLR, SPSR_M1, hcr_el2_eff
 from harness.arch.syndrome import EC
-
-# HCR_EL2 and SCR_EL3 bits the rules read.
-HCR_FMO, HCR_IMO, HCR_AMO = 1 << 3, 1 << 4, 1 << 5
-HCR_TWI, HCR_TWE, HCR_TSC = 1 << 13, 1 << 14, 1 << 19
-HCR_TGE, HCR_RW, HCR_E2H = 1 << 27, 1 << 31, 1 << 34
-SCR_NS, SCR_IRQ, SCR_FIQ, SCR_EA, SCR_RW = 1 << 0, 1 << 1, 1 << 2, 1 << 3, 1 << 10
-SCTLR_NTWI, SCTLR_NTWE, SCTLR_SPAN = 1 << 16, 1 << 18, 1 << 23
 
 
 class ExceptionType(Enum):
@@ -47,12 +41,17 @@ class SysCtx:
         return (0, self.sctlr_el1, self.sctlr_el2, self.sctlr_el3)[el]
 
     @property
+    def hcr_eff(self) -> int:
+        """HCR_EL2 as the rules see it (regs.hcr_el2_eff: TGE's overrides, EL2 disabled)."""
+        return hcr_el2_eff(self.hcr_el2, self.scr_el3)
+
+    @property
     def e2h(self) -> bool:
-        return bool(self.hcr_el2 & HCR_E2H)
+        return HCR_EL2.E2H.isset(self.hcr_eff)
 
     @property
     def tge(self) -> bool:
-        return bool(self.hcr_el2 & HCR_TGE)
+        return HCR_EL2.TGE.isset(self.hcr_eff)
 
 
 def el_is_in_host(el: int, ctx: SysCtx) -> bool:
@@ -75,7 +74,7 @@ def route_sync(ec: int, from_el: int, ctx: SysCtx, features: Features, *, is_wfe
         return 2  # AArch64.CallHypervisor
     if ec == EC.SMC64:
         # AArch64.CheckForSMCUndefOrTrap: HCR_EL2.TSC traps EL1's SMC to EL2.
-        return 2 if from_el == 1 and ctx.hcr_el2 & HCR_TSC else 3
+        return 2 if from_el == 1 and HCR_EL2.TSC.isset(ctx.hcr_eff) else 3
     if ec == EC.WFX:
         target = wfx_trap_target(from_el, ctx, is_wfe=is_wfe)
         return 2 if target is None else target
@@ -91,12 +90,11 @@ def wfx_trap_target(from_el: int, ctx: SysCtx, *, is_wfe: bool = False) -> int |
     """The EL a WFI/WFE at `from_el` traps to, or None (AArch64.CheckForWFxTrap, no EL3 traps).
 
     EL0 first checks SCTLR_ELx.nTWx of its own regime (SCTLR_EL2 in host, E2H=TGE=1), a trap
-    that TGE sends to EL2; then EL0/EL1 outside host check HCR_EL2.TWx."""
-    bit = SCTLR_NTWE if is_wfe else SCTLR_NTWI
+    that TGE sends to EL2; then EL0/EL1 check HCR_EL2.TWx (which E2H=TGE=1 turns off)."""
     in_host = ctx.e2h and ctx.tge
-    if from_el == 0 and not (ctx.sctlr(2 if in_host else 1) & bit):
+    if from_el == 0 and not (SCTLR.nTWE if is_wfe else SCTLR.nTWI).isset(ctx.sctlr(2 if in_host else 1)):
         return 2 if ctx.tge else 1
-    if from_el in (0, 1) and not in_host and ctx.hcr_el2 & (HCR_TWE if is_wfe else HCR_TWI):
+    if from_el in (0, 1) and (HCR_EL2.TWE if is_wfe else HCR_EL2.TWI).isset(ctx.hcr_eff):
         return 2
     return None
 
@@ -104,13 +102,13 @@ def wfx_trap_target(from_el: int, ctx: SysCtx, *, is_wfe: bool = False) -> int |
 def route_async(kind: ExceptionType, from_el: int, ctx: SysCtx) -> int:
     """Target EL of an IRQ/FIQ/SError (AArch64.TakePhysical*Exception routing)."""
     scr_bit, hcr_bit = {
-        ExceptionType.IRQ: (SCR_IRQ, HCR_IMO),
-        ExceptionType.FIQ: (SCR_FIQ, HCR_FMO),
-        ExceptionType.SERROR: (SCR_EA, HCR_AMO),
+        ExceptionType.IRQ: (SCR_EL3.IRQ, HCR_EL2.IMO),
+        ExceptionType.FIQ: (SCR_EL3.FIQ, HCR_EL2.FMO),
+        ExceptionType.SERROR: (SCR_EL3.EA, HCR_EL2.AMO),
     }[kind]
-    if ctx.scr_el3 & scr_bit or from_el == 3:
+    if scr_bit.isset(ctx.scr_el3) or from_el == 3:
         return 3
-    if from_el == 2 or ctx.hcr_el2 & hcr_bit or ctx.tge:
+    if from_el == 2 or hcr_bit.isset(ctx.hcr_eff) or ctx.tge:
         return 2
     return 1
 
@@ -161,15 +159,23 @@ def take_exception(
     esr: int | None = None,
     far: int | None = None,
 ) -> ExceptionEntry:
-    """AArch64.TakeException, in the order of facts §1."""
-    spsr = pstate.to_bits()  # 1. GetPSRFromPSTATE
+    """AArch64.TakeException, in the order of facts §1 (and §8 for DIT, SSBS, BTYPE)."""
+    # 1. GetPSRFromPSTATE. SPSR.BTYPE is kept for every exception: the pseudocode keeps it for
+    # interrupts, aborts on fetch, BRK, ... and lets an implementation zero it for the others
+    # (ConstrainUnpredictableBool(Unpredictable_ZEROBTYPE)); QEMU keeps it there too.
+    spsr = psr_from_pstate(pstate, features.pstate_fields)
     new = pstate.replace(el=target_el, sp=1, ss=0, il=0, d=1, a=1, i=1, f=1, nrw=0)
     if features.has_uao:
         new = new.replace(uao=0)  # 2. PSTATE.UAO = 0 on every entry
     # 6. PSTATE.PAN = 1 for EL1, or EL2 in host (E2H && TGE), when SCTLR_ELx.SPAN == 0.
     pan_regime = target_el == 1 or (target_el == 2 and el_is_in_host(0, ctx))
-    if features.has_pan and pan_regime and not (ctx.sctlr(target_el) & SCTLR_SPAN):
+    if features.has_pan and pan_regime and not SCTLR.SPAN.isset(ctx.sctlr(target_el)):
         new = new.replace(pan=1)
+    if features.has_bti:
+        new = new.replace(btype=0)  # PSTATE.BTYPE = '00'
+    if features.has_ssbs:
+        new = new.replace(ssbs=SCTLR.DSSBS.get(ctx.sctlr(target_el)))  # SCTLR[] of the target EL
+    # PSTATE.DIT: not assigned, it stays as it was (QEMU 7.2 clears it: exclusions.toml).
     offset = vector_offset(kind, pstate.el, target_el, pstate)
     vector = (ctx.vbar(target_el) & ~0x7FF) + offset
     return ExceptionEntry(
@@ -188,43 +194,51 @@ class ExceptionReturn:
 
 def illegal_return_reason(pstate: PState, spsr: int, ctx: SysCtx, features: Features) -> str | None:
     """IllegalExceptionReturn(): why returning with this SPSR is illegal, or None."""
-    target = (spsr >> 2) & 3
-    if (spsr >> 4) & 1:
+    target = PSTATE.EL.get(spsr)
+    if PSTATE.nRW.isset(spsr):
         return "SPSR.M[4]=1 (AArch32) is not supported by this PE"
-    if (spsr >> 1) & 1:
+    if SPSR_M1.isset(spsr):
         return "SPSR.M[1]=1 is a reserved mode"
     if target > pstate.el:
         return f"SPSR targets EL{target}, above the current EL{pstate.el}"
     if (target == 2 and not features.has_el2) or (target == 3 and not features.has_el3):
         return f"EL{target} is not implemented"
-    if target == 0 and spsr & 1:
+    if target == 0 and PSTATE.SP.isset(spsr):
         return "SPSR targets EL0 with SP_EL0 selection bit set (EL0h does not exist)"
-    el2_enabled = features.has_el2 and bool(ctx.scr_el3 & SCR_NS)
-    if target == 2 and features.has_el3 and not ctx.scr_el3 & SCR_NS:
+    el2_enabled = features.has_el2 and SCR_EL3.NS.isset(ctx.scr_el3)
+    if target == 2 and features.has_el3 and not SCR_EL3.NS.isset(ctx.scr_el3):
         return "EL2 target with SCR_EL3.NS==0 (Secure EL2 not implemented)"
     if target == 1 and el2_enabled and ctx.tge:
         return "EL1 target while HCR_EL2.TGE==1"
-    if target == 1 and el2_enabled and not ctx.hcr_el2 & HCR_RW:
+    if target == 1 and el2_enabled and not HCR_EL2.RW.isset(ctx.hcr_el2):
         return "EL1 target is AArch32 (HCR_EL2.RW==0) but SPSR says AArch64"
-    if target == 2 and features.has_el3 and not ctx.scr_el3 & SCR_RW:
+    if target == 2 and features.has_el3 and not SCR_EL3.RW.isset(ctx.scr_el3):
         return "EL2 target is AArch32 (SCR_EL3.RW==0) but SPSR says AArch64"
     return None
 
 
+# PSTATE fields that SetPSTATEFromPSR restores on every return, legal or illegal ...
+_ALWAYS_RESTORED = ("n", "z", "c", "v", "d", "a", "i", "f", "pan")
+# ... and the extensions' fields it restores on a legal one: on an illegal return the current
+# pseudocode makes UAO, DIT, SSBS and BTYPE UNKNOWN. The harness then keeps DIT, SSBS and BTYPE
+# as they were (the value QEMU gives) and restores UAO (the rule of the older pseudocode, as it
+# always has: exclusions.toml illegal_eret_pan_uao).
+_RESTORED_IF_LEGAL = ("uao", "dit", "ssbs", "btype")
+
+
 def exception_return(pstate: PState, spsr: int, elr: int, ctx: SysCtx, features: Features) -> ExceptionReturn:
-    """AArch64.ExceptionReturn + SetPSTATEFromPSR: PAN and UAO are restored even when illegal."""
+    """AArch64.ExceptionReturn + SetPSTATEFromPSR: PAN (and UAO) are restored even when illegal."""
     reason = illegal_return_reason(pstate, spsr, ctx, features)
     s = PState.from_bits(spsr)
+    has = features.pstate_fields
     new = pstate.replace(
-        n=s.n, z=s.z, c=s.c, v=s.v, d=s.d, a=s.a, i=s.i, f=s.f,
         ss=0,  # DebugExceptionReturnSS: software step is not modelled (MDSCR_EL1.SS=0)
-        pan=s.pan if features.has_pan else pstate.pan,
-        uao=s.uao if features.has_uao else pstate.uao,
+        **{k: getattr(s, k) for k in _ALWAYS_RESTORED if k in has},
     )
     if reason is None:
-        new = new.replace(el=s.el, sp=s.sp, il=s.il, nrw=0)
+        new = new.replace(el=s.el, sp=s.sp, il=s.il, nrw=0, **{k: getattr(s, k) for k in _RESTORED_IF_LEGAL if k in has})
     else:
-        new = new.replace(il=1)  # illegal: EL, SP and nRW stay
+        new = new.replace(il=1, uao=s.uao if features.has_uao else pstate.uao)  # illegal: EL, SP and nRW stay
     return ExceptionReturn(new, elr, reason is not None, reason)
 
 
@@ -232,7 +246,7 @@ def qemu_exception_return(pstate: PState, spsr: int, elr: int, ctx: SysCtx, feat
     """Where QEMU 5.0's helper_exception_return (which Unicorn runs) differs from the Arm rules:
     SPSR.IL=1 is treated as an illegal return, and an illegal return restores only NZCV and DAIF."""
     arm = exception_return(pstate, spsr, elr, ctx, features)
-    if not arm.illegal and not (spsr >> 20) & 1:
+    if not arm.illegal and not PSTATE.IL.isset(spsr):
         return arm
     s = PState.from_bits(spsr)
     new = pstate.replace(n=s.n, z=s.z, c=s.c, v=s.v, d=s.d, a=s.a, i=s.i, f=s.f, il=1, ss=0)

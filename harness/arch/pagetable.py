@@ -8,8 +8,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-from harness.arch.exceptions import HCR_E2H, HCR_TGE, SysCtx
+from harness.arch.exceptions import SysCtx
 from harness.arch.pstate import PState
+from harness.arch.regs import HCR_EL2, SCTLR
 from harness.arch.syndrome import FaultType
 
 __all__ = [
@@ -109,7 +110,7 @@ def translate(
     """Walk the stage-1 tables for `va` and check `access` (AArch64.FirstStageTranslate)."""
     va &= (1 << 64) - 1
     ttbr0_name, ttbr1_name, tcr_name, sctlr_name = _regs(regime)
-    if not regs.get(sctlr_name, 0) & 1:
+    if not SCTLR.M.isset(regs.get(sctlr_name, 0)):
         return Translation(va, va, 0, None, 0, 0, 0, 0, f"{sctlr_name}.M=0: MMU off, flat mapping")
     tcr = regs.get(tcr_name, 0)
     upper = bool(va >> 63)
@@ -177,7 +178,7 @@ def _check_permission(regime: Regime, regs: Mapping[str, int], access: Access, p
         return "write to a read-only page (AP[2]=1)" if access.write and ro else None
     hcr = regs.get("HCR_EL2", 0)
     # LDTR/STTR act as EL0 accesses at EL1, or at EL2 in host (E2H:TGE=11), unless PSTATE.UAO=1.
-    in_host = bool(hcr & HCR_E2H) and bool(hcr & HCR_TGE)
+    in_host = HCR_EL2.E2H.isset(hcr) and HCR_EL2.TGE.isset(hcr)
     unpriv_el = access.el == 1 or (access.el == 2 and in_host)
     as_el0 = access.el == 0 or (access.unprivileged and unpriv_el and not pstate.uao)
     user_ok = bool(ap & 0b01)

@@ -1,53 +1,41 @@
-"""PSTATE and its SPSR image (Arm ARM C5.2.18 SPSR_ELx, AArch64 state; facts §1 step 1)."""
+"""PSTATE and its SPSR image (Arm ARM C5.2.18 SPSR_ELx, AArch64 state; facts §1.1, §8).
+
+PState's fields are the rows of regs.PSTATE, in its order: a field added there is a PState
+attribute, packed into and out of SPSR bits, shown by every view, compared by W2."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import field, fields, make_dataclass, replace
 from functools import lru_cache
 
-# Bit positions in SPSR (and in Unicorn's UC_ARM64_REG_PSTATE, which uses the same layout).
-_BITS = {
-    "n": 31, "z": 30, "c": 29, "v": 28,
-    "uao": 23, "pan": 22, "ss": 21, "il": 20,
-    "d": 9, "a": 8, "i": 7, "f": 6,
-    "nrw": 4,
-}
-PSTATE_FIELDS: tuple[str, ...] = ("el", "sp", "pan", "uao", "d", "a", "i", "f", "n", "z", "c", "v", "ss", "il", "nrw")
+from harness.arch.regs import PSTATE, Field
+
+PSTATE_FIELDS: tuple[str, ...] = tuple(f.key for f in PSTATE)
+# How a human view lists them (the debugger's PSTATE line, VCD signals): the mode (EL, SPSel),
+# the condition flags, the masks, then every other field in table order.
+_LEADING = ("el", "sp", "n", "z", "c", "v", "d", "a", "i", "f")
+VIEW_ORDER: tuple[Field, ...] = tuple(PSTATE[k] for k in _LEADING) + tuple(f for f in PSTATE if f.key not in _LEADING)
+_PACK = tuple((f.key, f.lsb, f.max) for f in PSTATE)
 
 
 def field_max(name: str) -> int:
-    """The largest value a PSTATE field holds: EL is two bits (M[3:2]), every other field one."""
+    """The largest value a PSTATE field holds (EL and BTYPE are two bits, the rest one)."""
     if name not in PSTATE_FIELDS:
         raise KeyError(name)
-    return 3 if name == "el" else 1
+    return PSTATE[name].max
 
 
-@dataclass(frozen=True)
-class PState:
-    n: int = 0
-    z: int = 0
-    c: int = 0
-    v: int = 0
-    uao: int = 0
-    pan: int = 0
-    ss: int = 0
-    il: int = 0
-    d: int = 1
-    a: int = 1
-    i: int = 1
-    f: int = 1
-    el: int = 2
-    sp: int = 1  # SPSel
-    nrw: int = 0  # M[4]: 0 = AArch64
+class _PStateMethods:
+    """What every PState has besides its fields (made from regs.PSTATE below)."""
 
     @classmethod
     def from_bits(cls, value: int) -> PState:
         return _from_bits(cls, value)
 
     def to_bits(self) -> int:
-        value = (self.el & 3) << 2 | (self.sp & 1)
-        for name, bit in _BITS.items():
-            value |= (getattr(self, name) & 1) << bit
+        value = 0
+        for key, lsb, top in _PACK:
+            value |= (getattr(self, key) & top) << lsb
         return value
 
     def replace(self, **changes: int) -> PState:
@@ -66,10 +54,8 @@ class PState:
         return self.n << 3 | self.z << 2 | self.c << 1 | self.v
 
     def describe(self) -> str:
-        return (
-            f"{self.mode_name} PAN={self.pan} UAO={self.uao} DAIF={self.daif:04b} "
-            f"NZCV={self.nzcv:04b} SS={self.ss} IL={self.il}"
-        )
+        rest = " ".join(f"{f.label}={getattr(self, f.key)}" for f in VIEW_ORDER[len(_LEADING):])
+        return f"{self.mode_name} NZCV={self.nzcv:04b} DAIF={self.daif:04b} {rest}"
 
     def diff(self, other: PState) -> dict[str, tuple[int, int]]:
         """Fields that differ: name -> (self's value, other's value)."""
@@ -80,9 +66,51 @@ class PState:
         }
 
 
+# frozen: a program visits few distinct values, and from_bits memoizes them.
+PState = make_dataclass(
+    "PState", [(f.key, int, field(default=f.reset)) for f in PSTATE], bases=(_PStateMethods,),
+    frozen=True,
+)
+PState.__module__ = __name__  # (make_dataclass's module= is Python 3.12's): pickling finds it here
+PState.__doc__ = "PSTATE, one attribute per row of regs.PSTATE (reset values: EL2h, DAIF masked)."
+
+
 @lru_cache(maxsize=4096)
-def _from_bits(cls: type[PState], value: int) -> PState:
+def _from_bits(cls: type, value: int) -> PState:
     # PState is immutable and a program visits few distinct values: single-stepping decodes
     # the same few again and again
-    kw = {name: (value >> bit) & 1 for name, bit in _BITS.items()}
-    return cls(el=(value >> 2) & 3, sp=value & 1, **kw)
+    return cls(**{key: (value >> lsb) & top for key, lsb, top in _PACK})
+
+
+def psr_from_pstate(ps: PState, implemented: frozenset[str]) -> int:
+    """GetPSRFromPSTATE: the SPSR image, fields of extensions the PE lacks as 0."""
+    return ps.to_bits() & ~sum(f.mask for f in PSTATE if f.feature and f.key not in implemented)
+
+
+# PSTATE fields as system registers (MRS/MSR register forms): the value holds each field at its
+# SPSR position (Arm ARM C5.2 "Special-purpose registers": DAIF, NZCV, PAN, UAO, DIT, SSBS, ...).
+PSTATE_SYSREG_FIELDS: dict[str, tuple[str, ...]] = {
+    "NZCV": ("n", "z", "c", "v"), "DAIF": ("d", "a", "i", "f"), "CURRENTEL": ("el",), "SPSEL": ("sp",),
+    "PAN": ("pan",), "UAO": ("uao",), "DIT": ("dit",), "SSBS": ("ssbs",),
+}
+
+
+def read_pstate_sysreg(ps: PState, name: str) -> int:
+    """MRS of a PSTATE register: its fields at their SPSR bits, the rest RES0."""
+    return ps.to_bits() & PSTATE.mask(*PSTATE_SYSREG_FIELDS[name])
+
+
+def write_pstate_sysreg(ps: PState, name: str, value: int) -> PState:
+    """MSR (register) to a PSTATE register: each of its fields from its bits of `value`."""
+    return ps.replace(**{k: PSTATE[k].get(value) for k in PSTATE_SYSREG_FIELDS[name]})
+
+
+def msr_immediate(ps: PState, name: str, imm: int) -> PState:
+    """MSR <pstatefield>, #imm (execute_aarch64_instrs_system_register_cpsr): DAIFSet/DAIFClr
+    set/clear D:A:I:F from imm[3:0]; a one-bit field takes imm[0]."""
+    if name in ("daifset", "daifclr"):
+        bits = dict(zip(("d", "a", "i", "f"), ((imm >> s) & 1 for s in (3, 2, 1, 0)), strict=True))
+        if name == "daifset":
+            return ps.replace(**{k: getattr(ps, k) | b for k, b in bits.items()})
+        return ps.replace(**{k: getattr(ps, k) & ~b & 1 for k, b in bits.items()})
+    return ps.replace(**{"sp" if name == "spsel" else name: imm & 1})

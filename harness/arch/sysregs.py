@@ -11,7 +11,11 @@ this table to supply them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from harness.arch.exceptions import SysCtx
+from harness.arch.regs import HCR_EL2
 
 
 class UnknownSysReg(KeyError):
@@ -31,6 +35,7 @@ class SysReg:
     alias_of: str | None = None
     group: str = "misc"
     readonly: bool = False
+    access: str | None = None  # the trap rule of an access (ACCESS_RULES), as QEMU's accessfn
 
     @property
     def encoding(self) -> tuple[int, int, int, int, int]:
@@ -58,6 +63,8 @@ _TABLE: list[tuple[str, tuple[int, int, int, int, int], str, str | None]] = [
     ("SPSEL", (3, 0, 4, 2, 0), "pstate", None),
     ("PAN", (3, 0, 4, 2, 3), "pstate", None),
     ("UAO", (3, 0, 4, 2, 4), "pstate", None),
+    ("DIT", (3, 3, 4, 2, 5), "pstate", None),
+    ("SSBS", (3, 3, 4, 2, 6), "pstate", None),
     ("DAIF", (3, 3, 4, 2, 1), "pstate", None),
     ("NZCV", (3, 3, 4, 2, 0), "pstate", None),
     # EL1 system control and MMU (redirected to EL2 under VHE)
@@ -144,12 +151,17 @@ _ALIASES_EL12 = [
 ]
 _ALIASES_EL02 = ["CNTP_CTL_EL0", "CNTP_CVAL_EL0", "CNTV_CTL_EL0", "CNTV_CVAL_EL0"]
 _READONLY = {"CURRENTEL", "CNTVCT_EL0"}
+# HCR_EL2.TVM/TRVM trap EL1's writes/reads of these: the virtual memory controls (D19.2.48).
+_TVM_TRVM = {
+    "SCTLR_EL1", "TTBR0_EL1", "TTBR1_EL1", "TCR_EL1", "ESR_EL1", "FAR_EL1", "AFSR0_EL1", "AFSR1_EL1",
+    "MAIR_EL1", "AMAIR_EL1", "CONTEXTIDR_EL1",
+}
 
 SYSREGS: dict[str, SysReg] = {}
 for _name, (_op0, _op1, _crn, _crm, _op2), _group, _redir in _TABLE:
     SYSREGS[_name] = SysReg(
         _name, _op0, _op1, _crn, _crm, _op2, _redir, None, _group,
-        _group == "id" or _name in _READONLY,
+        _group == "id" or _name in _READONLY, "tvm_trvm" if _name in _TVM_TRVM else None,
     )
 for _base in _ALIASES_EL12 + _ALIASES_EL02:
     _r = SYSREGS[_base]
@@ -180,6 +192,27 @@ def lookup(name: str) -> SysReg:
 
 def by_encoding(op0: int, op1: int, crn: int, crm: int, op2: int) -> SysReg | None:
     return _BY_ENCODING.get((op0, op1, crn, crm, op2))
+
+
+# ------------------------------------------------------------------ access traps
+
+
+def access_tvm_trvm(el: int, is_read: bool, ctx: SysCtx) -> int | None:
+    """HCR_EL2.TVM traps EL1's writes, TRVM its reads, to EL2 (the registers' accessibility
+    pseudocode; QEMU's access_tvm_trvm). TGE=1 turns both off (hcr_eff)."""
+    if el == 1 and (HCR_EL2.TRVM if is_read else HCR_EL2.TVM).isset(ctx.hcr_eff):
+        return 2
+    return None
+
+
+ACCESS_RULES: dict[str, Callable[[int, bool, SysCtx], int | None]] = {"tvm_trvm": access_tvm_trvm}
+
+
+def access_trap(reg: SysReg, el: int, is_read: bool, ctx: SysCtx) -> int | None:
+    """The EL an MRS/MSR of `reg` at `el` traps to (EC 0x18), or None. Only the traps to a
+    higher EL that registers' rules add; UNDEFINED by op1's minimum EL is the emulator's."""
+    rule = ACCESS_RULES.get(reg.access or "")
+    return rule(el, is_read, ctx) if rule else None
 
 
 def _sys_fields(reg: SysReg) -> int:

@@ -24,6 +24,7 @@ from pathlib import Path
 import capstone
 
 from harness.arch.features import FEATURES_MAX, Features
+from harness.arch.insn import unprivileged_ldst
 from harness.arch.sysregs import (
     PSTATE_MSR_IMM,
     UnknownSysReg,
@@ -802,10 +803,6 @@ _CLASS_OF = {m: i for i, c in enumerate(_CLASSES) for m in c}
 _UNPRIV_SRC = re.compile(r"^(ld|st)tr(b|h|sb|sh|sw)?\s", re.IGNORECASE)
 
 
-def _is_unprivileged_ldst(word: int) -> bool:
-    return word & 0x3B200C00 == 0x38000800  # the same class harness.machine.decode decodes
-
-
 _GPREG = re.compile(r"(?<![\w.$])(?:[xw]([0-9]|[12][0-9]|30)|(sp|wsp)|(lr|fp|ip0|ip1))(?![\w.$])", re.IGNORECASE)
 _GP_ALIAS = {"lr": 30, "fp": 29, "ip0": 16, "ip1": 17}
 
@@ -830,7 +827,7 @@ def _check(word: int, addr: int, item: _Item, symbols: dict[str, int], fixed: bo
     aliases), general-purpose registers, immediates and branch targets."""
     got = list(_cs.disasm_lite(word.to_bytes(4, "little"), addr, 1))
     st = item.stmt
-    if not got and _UNPRIV_SRC.match(item.text) and _is_unprivileged_ldst(word):
+    if not got and _UNPRIV_SRC.match(item.text) and unprivileged_ldst(word) is not None:
         return  # capstone 5.0.7 cannot decode LDTR-family loads with Rt == Rn
     if not got:
         raise AsmError(f"emitted word {word:#010x} does not decode as an instruction", st.loc, st.via)

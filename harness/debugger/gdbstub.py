@@ -2,7 +2,7 @@
 the system registers and reverse execution).
 
 Registers: the org.gnu.gdb.aarch64.core feature (x0-x30, sp, pc, and a 32-bit cpsr that is
-PSTATE: NZCV, PAN, UAO, SS, IL, DAIF, EL, SPSel) plus org.pstate-harness.sysregs with the
+PSTATE: every field of harness.arch.regs.PSTATE) plus org.pstate-harness.sysregs with the
 system registers the harness models. Breakpoints (Z0/Z1), write watchpoints (Z2, Z4: the
 board sees writes, not reads; Z3 is refused), s/c/vCont, bs/bc (reverse), qRcmd (`monitor
 pstate|sysregs|exceptions|exit|<any debugger command>`), D, k, Ctrl-C. The program's UART
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from rich.text import Text
 
 from harness.arch.pstate import PState
+from harness.arch.regs import PSTATE
 from harness.debugger import render
 from harness.debugger.base import MASK64, checked_pstate
 from harness.debugger.core import Debugger, DebuggerError, Stop
@@ -47,12 +48,10 @@ O_CHUNK = 1024  # program output bytes per O packet
 def target_xml() -> str:
     core = "".join(f'<reg name="{r}" bitsize="64" type="{"code_ptr" if r == "pc" else "data_ptr" if r == "sp" else "int"}"/>'
                    for r in CORE_REGS[:-1])
-    flags = ('<flags id="cpsr_flags" size="4"><field name="SP" start="0" end="0"/><field name="EL" start="2" end="3"/>'
-             '<field name="F" start="6" end="6"/><field name="I" start="7" end="7"/><field name="A" start="8" end="8"/>'
-             '<field name="D" start="9" end="9"/><field name="IL" start="20" end="20"/><field name="SS" start="21" end="21"/>'
-             '<field name="PAN" start="22" end="22"/><field name="UAO" start="23" end="23"/>'
-             '<field name="V" start="28" end="28"/><field name="C" start="29" end="29"/>'
-             '<field name="Z" start="30" end="30"/><field name="N" start="31" end="31"/></flags>')
+    # every field of regs.PSTATE, by bit, named as gdb's own aarch64 cpsr flags name them
+    flags = ('<flags id="cpsr_flags" size="4">'
+             + "".join(f'<field name="{f.name}" start="{f.lsb}" end="{f.msb}"/>' for f in sorted(PSTATE, key=lambda f: f.lsb))
+             + "</flags>")
     sysregs = "".join(f'<reg name="{n.lower()}" bitsize="64" type="uint64" group="system"/>' for n in SYSREGS)
     return ('<?xml version="1.0"?><!DOCTYPE target SYSTEM "gdb-target.dtd"><target version="1.0">'
             "<architecture>aarch64</architecture>"

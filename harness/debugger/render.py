@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
-from harness.arch.pstate import PState
+from harness.arch.pstate import PSTATE_FIELDS, VIEW_ORDER, PState
+from harness.arch.regs import BY_NAME
 from harness.arch.syndrome import decode_esr
 from harness.debugger.base import DebuggerError
 from harness.machine import decode
@@ -20,11 +21,11 @@ if TYPE_CHECKING:
     from harness.debugger.execution import Stop
     from harness.debugger.points import Breakpoint, Watch
 
-# The PSTATE line, in the order it shows the fields: (label, PState attribute). The one layout of
-# PSTATE in the debugger: stops, `info pstate`, `info registers`; `watch`/`set pstate.F` name these.
-PSTATE_LINE = (("EL", "el"), ("SPSel", "sp"), ("N", "n"), ("Z", "z"), ("C", "c"), ("V", "v"), ("D", "d"), ("A", "a"),
-               ("I", "i"), ("F", "f"), ("PAN", "pan"), ("UAO", "uao"), ("SS", "ss"), ("IL", "il"))
-PSTATE_FIELDS = tuple(attr for _label, attr in PSTATE_LINE)
+# The PSTATE line, in the order it shows the fields: (label, PState attribute), every row of
+# harness.arch.regs.PSTATE in its view order. Stops, `info pstate`, `info registers`;
+# `watch`/`set pstate.F` name PSTATE_FIELDS.
+PSTATE_LINE = tuple((f.label, f.key) for f in VIEW_ORDER)
+__all__ = ["PSTATE_FIELDS", "PSTATE_LINE", "SYSREG_GROUPS"]
 
 SYSREG_GROUPS = {
     "el2": ("HCR_EL2", "SCTLR_EL2", "VBAR_EL2", "ELR_EL2", "SPSR_EL2", "ESR_EL2", "FAR_EL2", "TCR_EL2",
@@ -119,19 +120,13 @@ def sysreg(name: str, value: int) -> str:
 
 
 def sysreg_note(name: str, v: int) -> str:
-    """A few decoded bits where they matter to PAN/UAO/VHE questions."""
-    if name == "HCR_EL2":
-        bits = [n for n, b in (("E2H", 34), ("TGE", 27), ("RW", 31), ("TWI", 13), ("IMO", 4), ("FMO", 3),
-                               ("AMO", 5), ("VM", 0), ("TSC", 19)) if v >> b & 1]
-        return "  " + " ".join(bits)
-    if name.startswith("SCTLR_EL"):
-        bits = [n for n, b in (("M", 0), ("SPAN", 23), ("nTWI", 16), ("WXN", 19), ("EE", 25)) if v >> b & 1]
-        return "  " + " ".join(bits)
+    """The register decoded by its table in harness.arch.regs (the fields that are set)."""
+    if name in BY_NAME:
+        return "  " + BY_NAME[name].describe(v)
     if name.startswith("ESR_EL") and v:
         return f"  {decode_esr(v)}"
     if name.startswith("SPSR_EL"):
-        ps = PState.from_bits(v)
-        return f"  {ps.mode_name} PAN={ps.pan} UAO={ps.uao} DAIF={ps.d}{ps.a}{ps.i}{ps.f}"
+        return "  " + PState.from_bits(v).describe()
     return ""
 
 

@@ -18,17 +18,8 @@ import random
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 
-from harness.arch.exceptions import (
-    HCR_E2H,
-    HCR_IMO,
-    HCR_RW,
-    HCR_TGE,
-    HCR_TWI,
-    SCTLR_NTWI,
-    SCTLR_SPAN,
-    SysCtx,
-    wfx_trap_target,
-)
+from harness.arch.exceptions import SysCtx, wfx_trap_target
+from harness.arch.regs import HCR_EL2, PSTATE, SCTLR
 
 MODES = {"el0t": 0x0, "el1t": 0x4, "el1h": 0x5, "el2t": 0x8, "el2h": 0x9}
 EXC_KINDS = ("svc", "hvc", "brk", "udf", "wfi")
@@ -47,7 +38,6 @@ XORS = {"none": 0, "pan": 1 << 22, "uao": 1 << 23, "panuao": 3 << 22, "i": 1 << 
 DAIF_SHIFT = 6
 STORE_VALUE = 0x5A5A0000C3C3
 
-SCTLR_M = 1 << 0
 SCTLR_EL1_BASE = 0x30D50800  # arm64_defs.S (nTWI=1, SPAN=1)
 SCTLR_EL2_BASE = 0x30C50830  # E2H=0 layout: SPAN and nTWI are RES1 there
 
@@ -132,20 +122,18 @@ class Case:
     # ---- what the generated program is given
 
     def spsr(self) -> int:
-        return MODES[self.mode] | self.pan << 22 | self.uao << 23 | self.daif << DAIF_SHIFT
+        return MODES[self.mode] | PSTATE.pack(pan=self.pan, uao=self.uao) | self.daif << DAIF_SHIFT
 
     def hcr(self) -> int:
-        return HCR_RW | self.e2h * HCR_E2H | self.tge * HCR_TGE | self.imo * HCR_IMO | self.twi * HCR_TWI
+        return HCR_EL2.pack(RW=1, E2H=self.e2h, TGE=self.tge, IMO=self.imo, TWI=self.twi)
 
     def sctlr_el1(self) -> int:
-        v = SCTLR_EL1_BASE & ~(SCTLR_NTWI | SCTLR_SPAN)
-        return v | self.ntwi * SCTLR_NTWI | self.span1 * SCTLR_SPAN | self.mmu * SCTLR_M
+        return SCTLR.replace(SCTLR_EL1_BASE, nTWI=self.ntwi, SPAN=self.span1, M=self.mmu)
 
     def sctlr_el2(self) -> int:
         if not self.e2h:
-            return SCTLR_EL2_BASE | self.mmu * SCTLR_M
-        v = SCTLR_EL1_BASE & ~(SCTLR_NTWI | SCTLR_SPAN)  # E2H=1: the EL1 layout
-        return v | self.ntwi * SCTLR_NTWI | self.span2 * SCTLR_SPAN | self.mmu * SCTLR_M
+            return SCTLR.replace(SCTLR_EL2_BASE, M=self.mmu)
+        return SCTLR.replace(SCTLR_EL1_BASE, nTWI=self.ntwi, SPAN=self.span2, M=self.mmu)  # E2H=1: the EL1 layout
 
     def probe(self) -> str:
         prefix = "u_" if self.el == 0 else "k_"

@@ -1,7 +1,7 @@
 """The harness's assembler against GNU as: every instruction word of every project source.
 
 Our pipeline (preprocessor, Python layout, keystone, own encodings) must give the words
-`aarch64-linux-gnu-as -march=armv8.2-a` gives for the text `expand_for_gnu_as` produces,
+`aarch64-linux-gnu-as -march=armv8.5-a` (harness.qemu.GNU_AS_MARCH) gives for the text `expand_for_gnu_as` produces,
 with each section linked where ours put it. The world-switch models are checked once per
 code variant (the variant diffs are applied in memory, as the scenarios do).
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from harness.arch.features import FEATURES_A57, FEATURES_MAX, Features
 from harness.data import ASM_DIR
+from harness.qemu import GNU_AS_MARCH
 
 _INCLUDE = re.compile(r'^\s*(?:\.include|#include)\s+"([^"]+)"', re.M)
 
@@ -58,7 +59,7 @@ def gnu_link(src: Path, ours, features: Features, tmp: Path, *, overrides: Mappi
     exp = tmp / "expanded.S"
     exp.write_text(text)
     obj, elf, lds = tmp / "out.o", tmp / "out.elf", tmp / "link.ld"
-    subprocess.run(["aarch64-linux-gnu-as", "-march=armv8.2-a", *(["-g"] if debug else []), "-o", obj, exp],
+    subprocess.run(["aarch64-linux-gnu-as", GNU_AS_MARCH, *(["-g"] if debug else []), "-o", obj, exp],
                    check=True, capture_output=True, text=True)
     lds.write_text("SECTIONS {\n" + "".join(f"  {s.name} {s.addr:#x} : {{ *({s.name}) }}\n" for s in ours.segments)
                    + "}\n")

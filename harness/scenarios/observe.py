@@ -4,7 +4,8 @@ and after the world switch field by field, and every exception taken to EL2 with
 HCR_EL2/SCTLR_EL2 bits that decide PAN on entry (facts §1.6).
 
 PSTATE in observations (a stable JSON form): a dict with every field PState models, by its
-PState name (`n z c v uao pan ss il d a i f el sp nrw`, and any field added to PState later),
+PState name (the rows of harness.arch.regs.PSTATE: `n z c v uao pan ss il d a i f el sp nrw dit
+ssbs btype`),
 plus `daif` (D:A:I:F as a 4-bit number); points add `icount`."""
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from harness.arch.pstate import PState
+from harness.arch.pstate import PSTATE_FIELDS, PState
+from harness.arch.regs import HCR_EL2, SCTLR
 from harness.scenarios.scenario import Scenario
 from harness.scenarios.world import (
     FAILURE_LABELS,
@@ -24,11 +26,8 @@ from harness.scenarios.world import (
 )
 from harness.trace import events as ev
 
-HCR_E2H, HCR_TGE, SCTLR_SPAN = 1 << 34, 1 << 27, 1 << 23
-
-
 # Every field PState models, in its declaration order: observations and W2 derive from this.
-PSTATE_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(PState))
+PSTATE_FIELD_NAMES: tuple[str, ...] = PSTATE_FIELDS
 
 
 def pstate_fields(bits: int) -> dict[str, int]:
@@ -151,9 +150,9 @@ def observe(scenario: Scenario, events: list[ev.Event], labels: dict[str, int],
             hcr, sctlr = regs.get("HCR_EL2"), regs.get("SCTLR_EL2")
             el2_entries.append({
                 "cause": e.cause, "from_el": e.from_el, "at": location(e.elr), "icount": e.icount,
-                "e2h": None if hcr is None else int(bool(hcr & HCR_E2H)),
-                "tge": None if hcr is None else int(bool(hcr & HCR_TGE)),
-                "span": None if sctlr is None else int(bool(sctlr & SCTLR_SPAN)),
+                "e2h": None if hcr is None else HCR_EL2.E2H.get(hcr),
+                "tge": None if hcr is None else HCR_EL2.TGE.get(hcr),
+                "span": None if sctlr is None else SCTLR.SPAN.get(sctlr),
                 "pan_before": PState.from_bits(e.pstate_before).pan, "pan_after": PState.from_bits(e.pstate_after).pan,
                 "uao_before": PState.from_bits(e.pstate_before).uao, "uao_after": PState.from_bits(e.pstate_after).uao,
             })

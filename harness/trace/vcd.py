@@ -10,12 +10,12 @@ from pathlib import Path
 from vcd import VCDWriter
 
 from harness.arch.pstate import PSTATE_FIELDS, PState
+from harness.arch.regs import PSTATE
 from harness.trace import events as ev
 from harness.trace.timeline import Span, pstate_timeline
 
 # The flags change without an event, so the events cannot give them; M[4] is always 0 here.
 _LEFT_OUT = {"n", "z", "c", "v", "nrw"}
-_NAME = {"el": "EL", "sp": "SPSel"}
 
 
 def vcd_date() -> str:
@@ -35,11 +35,9 @@ def write_vcd(events: list[ev.Event], path: Path, *, initial: PState | None = No
     `window`, 1 inside each of `windows`."""
     steps, markers = pstate_timeline(events, initial)
     fields = [f for f in PSTATE_FIELDS if f not in _LEFT_OUT]
-    width = {f: 2 if f == "el" else max(1, max((getattr(s.pstate, f) for s in steps), default=0).bit_length())
-             for f in fields}
     with open(path, "w") as f, VCDWriter(f, timescale=timescale, date=date or vcd_date(), comment=comment) as w:
-        sig = {name: w.register_var("pstate", _NAME.get(name, name.upper()), "wire", size=width[name])
-               for name in fields}
+        # each field named and sized as regs.PSTATE declares it
+        sig = {name: w.register_var("pstate", PSTATE[name].label, "wire", size=PSTATE[name].width) for name in fields}
         exc = w.register_var("pstate", "exception_ec", "wire", size=8)
         eret = w.register_var("pstate", "eret", "wire", size=1)
         phase = w.register_var("run", "phase", "string", init="") if phases else None
