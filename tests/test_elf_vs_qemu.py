@@ -20,7 +20,7 @@ pytestmark = [
 ]
 
 
-@pytest.mark.parametrize("name", ["sync", "aborts", "pan", "uao"])
+@pytest.mark.parametrize("name", ["sync", "aborts", "pan", "uao", "dit_ssbs"])
 def test_same_uart_output_as_qemu(name, tmp_path):
     elf = gnu_build(ROOT / "asm" / "tests" / f"{name}.S", tmp_path)
     ours = subprocess.run([sys.executable, "-m", "harness", "run", str(elf)], capture_output=True, timeout=120, cwd=ROOT)

@@ -3,7 +3,8 @@
 // asm/pgtable-hwdef.h) so the models read like the kernel files they stand for.
 // Constants only (.equ): include it once per program.
 
-// ---- PSTATE / SPSR_ELx (facts §1.1: NZCV[31:28] UAO[23] PAN[22] SS[21] IL[20] DAIF[9:6] M[4:0])
+// ---- PSTATE / SPSR_ELx (facts §1.1, §8: NZCV[31:28] DIT[24] UAO[23] PAN[22] SS[21] IL[20]
+//      SSBS[12] BTYPE[11:10] DAIF[9:6] M[4:0])
     .equ    PSR_MODE_EL0t,  0x0
     .equ    PSR_MODE_EL1t,  0x4
     .equ    PSR_MODE_EL1h,  0x5
@@ -14,10 +15,13 @@
     .equ    PSR_A_BIT,      (1 << 8)
     .equ    PSR_D_BIT,      (1 << 9)
     .equ    PSR_DAIF,       0x3c0
+    .equ    PSR_BTYPE_SHIFT, 10
+    .equ    PSR_SSBS_BIT,   (1 << 12)
     .equ    PSR_IL_BIT,     (1 << 20)
     .equ    PSR_SS_BIT,     (1 << 21)
     .equ    PSR_PAN_BIT,    (1 << 22)
     .equ    PSR_UAO_BIT,    (1 << 23)
+    .equ    PSR_DIT_BIT,    (1 << 24)
     .equ    PSR_V_BIT,      (1 << 28)
     .equ    PSR_C_BIT,      (1 << 29)
     .equ    PSR_Z_BIT,      (1 << 30)
@@ -43,6 +47,7 @@
     .equ    SCTLR_EL1_NTWI, (1 << 16)       // 0: EL0 WFI traps to EL1
     .equ    SCTLR_EL1_NTWE, (1 << 18)
     .equ    SCTLR_EL1_SPAN, (1 << 23)       // 0: exception entry sets PSTATE.PAN (facts §1.6)
+    .equ    SCTLR_ELx_DSSBS, (1 << 44)      // PSTATE.SSBS on exception entry to this EL (facts §8)
     // RES1 bits of SCTLR_EL1 in v8.0 (29,28,23,22,20,11) + nTWE + nTWI: EL0 WFx not trapped.
     .equ    SCTLR_EL1_BASE, 0x30d50800
     // SCTLR_EL2 when E2H==0: RES1 bits 29,28,23,22,18,16,11,5,4.
@@ -84,6 +89,8 @@
     .equ    ID_AA64MMFR1_VH_SHIFT,  8
     .equ    ID_AA64MMFR1_PAN_SHIFT, 20
     .equ    ID_AA64MMFR2_UAO_SHIFT, 4
+    .equ    ID_AA64PFR0_DIT_SHIFT,  48
+    .equ    ID_AA64PFR1_SSBS_SHIFT, 4      // 2: PSTATE.SSBS with its MSR/MRS forms
 
 // ---- stage-1 descriptors, 4 KiB granule (asm/pgtable-hwdef.h)
     .equ    PMD_TYPE_SECT,  0x1             // level 1/2 block

@@ -25,7 +25,7 @@
 //
 // Exceptions go to one recording handler per EL (bm_el1_vectors, bm_el2_vectors). It stores
 // ESR/ELR/SPSR/FAR, the vector offset and the PSTATE it runs with (CurrentEL, DAIF, SPSel,
-// PAN, UAO) in rec_*, then returns: SVC/HVC to ELR, instruction aborts to the interrupted
+// PAN, UAO, DIT, SSBS; -1 for a field the CPU lacks) in rec_*, then returns: SVC/HVC to ELR, instruction aborts to the interrupted
 // x30 (the branch target cannot run), everything else to ELR + 4; the SPSR is XORed with
 // bm_spsr_xor first (to show that ERET loads PSTATE from SPSR). svc/hvc #BM_EXIT_IMM is not
 // recorded: it ends a probe run at a lower EL and returns to the EL2 driver.
@@ -65,7 +65,7 @@
     .equ    BM_EXIT_IMM,     0xfff          // svc/hvc immediate that ends a probe run
     .equ    BM_FRAME,        160            // x0-x17, x30 (+ padding to 16)
     .equ    BM_POISON,       0xbad0bad0bad0bad0
-    .equ    REC_NFIELDS,     10             // rec_vec .. rec_spsel
+    .equ    REC_NFIELDS,     12             // rec_vec .. rec_ssbs
 
     // check_begin requirements (bm_features holds the first three)
     .equ    FEAT_PAN,        1
@@ -73,8 +73,13 @@
     .equ    FEAT_VHE,        4
     .equ    NEEDS_NO_PAN,    8
     .equ    NEEDS_NO_UAO,    16
+    .equ    FEAT_DIT,        32
+    .equ    FEAT_SSBS,       64             // SSBS with its MSR/MRS (ID_AA64PFR1_EL1.SSBS >= 2)
+    .equ    NEEDS_NO_DIT,    128
     .equ    FEAT_PAN_BIT,    0
     .equ    FEAT_UAO_BIT,    1
+    .equ    FEAT_DIT_BIT,    5
+    .equ    FEAT_SSBS_BIT,   6
 
 // ------------------------------------------------------------------ program skeleton
 
@@ -291,6 +296,22 @@
     .endif
     .endm
 
+// dit_ssbs_probe insn, imm: a probe body (FEAT_DIT and FEAT_SSBS CPUs only). Writes PSTATE.DIT
+// and SSBS from x0 (their SPSR bits, MSR register forms), reads them back into x1, takes
+// `\insn #\imm`, and returns in x0 the DIT|SSBS bits it runs with after the ERET.
+    .macro  dit_ssbs_probe insn, imm
+    msr     dit, x0
+    msr     ssbs, x0
+    mrs     x1, dit
+    mrs     x2, ssbs
+    orr     x1, x1, x2
+    \insn   #\imm
+    mrs     x0, dit
+    mrs     x2, ssbs
+    orr     x0, x0, x2
+    ret
+    .endm
+
 // ------------------------------------------------------------------ the recording handler
 
 // bm_record_handler name, el, esr, elr, spsr, far: the handler of one EL's vector table.
@@ -347,6 +368,18 @@
     lsr     x8, x8, #23
 3:  adr     x4, rec_uao
     str     x8, [x4]
+    mov     x8, #-1
+    tbz     x9, #FEAT_DIT_BIT, 6f
+    mrs     x8, dit
+    lsr     x8, x8, #24
+6:  adr     x4, rec_dit
+    str     x8, [x4]
+    mov     x8, #-1
+    tbz     x9, #FEAT_SSBS_BIT, 7f
+    mrs     x8, ssbs
+    lsr     x8, x8, #12
+7:  adr     x4, rec_ssbs
+    str     x8, [x4]
     adr     x4, rec_count
     ldr     x8, [x4]
     add     x8, x8, #1
@@ -402,7 +435,16 @@ bm_boot:
     ubfx    x1, x0, #ID_AA64MMFR2_UAO_SHIFT, #4
     cbz     x1, 3f
     orr     x3, x3, #FEAT_UAO
-3:  adr     x0, bm_features
+3:  mrs     x0, id_aa64pfr0_el1
+    ubfx    x1, x0, #ID_AA64PFR0_DIT_SHIFT, #4
+    cbz     x1, 4f
+    orr     x3, x3, #FEAT_DIT
+4:  mrs     x0, id_aa64pfr1_el1
+    ubfx    x1, x0, #ID_AA64PFR1_SSBS_SHIFT, #4
+    cmp     x1, #2
+    b.lo    5f
+    orr     x3, x3, #FEAT_SSBS
+5:  adr     x0, bm_features
     str     x3, [x0]
     adr     x0, bm_nchecks
     str     xzr, [x0]
@@ -513,6 +555,9 @@ bm_check_begin:
     mvn     x3, x2
     and     x3, x3, #(FEAT_PAN | FEAT_UAO)
     orr     x2, x2, x3, lsl #3              // absent PAN/UAO satisfy NEEDS_NO_PAN/NO_UAO
+    mvn     x3, x2
+    and     x3, x3, #FEAT_DIT
+    orr     x2, x2, x3, lsl #2              // absent DIT satisfies NEEDS_NO_DIT
     bic     x1, x1, x2                      // what is needed but missing
     cbz     x1, 9f
     mov     x19, x1
@@ -537,8 +582,19 @@ bm_check_begin:
     adr     x0, bm_str_has_pan
     bl      bm_puts
     b       8f
-4:
+4:  tbz     x19, #4, 5f
     adr     x0, bm_str_has_uao
+    bl      bm_puts
+    b       8f
+5:  tbz     x19, #5, 6f
+    adr     x0, bm_str_no_dit
+    bl      bm_puts
+    b       8f
+6:  tbz     x19, #6, 7f
+    adr     x0, bm_str_no_ssbs
+    bl      bm_puts
+    b       8f
+7:  adr     x0, bm_str_has_dit
     bl      bm_puts
 8:  mov     w0, #10
     bl      bm_putc
@@ -569,7 +625,11 @@ bm_reset_config:
     msr     pan, #0
 1:  tbz     x0, #FEAT_UAO_BIT, 2f
     msr     uao, #0
-2:  adr     x0, bm_spsr_xor
+2:  tbz     x0, #FEAT_DIT_BIT, 3f
+    msr     dit, #0
+3:  tbz     x0, #FEAT_SSBS_BIT, 4f
+    msr     ssbs, #0
+4:  adr     x0, bm_spsr_xor
     str     xzr, [x0]
     bl      bm_flush_tlb
     ldp     x29, x30, [sp], #16
@@ -790,6 +850,8 @@ rec_pan:        .quad 0
 rec_uao:        .quad 0
 rec_daif:       .quad 0
 rec_spsel:      .quad 0
+rec_dit:        .quad 0
+rec_ssbs:       .quad 0
 
     // Strings here, not as macro arguments: the harness trims spaces at the ends of a
     // quoted macro argument, GNU as keeps them.
@@ -807,6 +869,12 @@ bm_str_has_pan:
     .asciz  " has PAN"
 bm_str_has_uao:
     .asciz  " has UAO"
+bm_str_no_dit:
+    .asciz  " no DIT"
+bm_str_no_ssbs:
+    .asciz  " no SSBS"
+bm_str_has_dit:
+    .asciz  " has DIT"
 bm_str_pass:
     .asciz  "PASS "
 bm_str_fail:
@@ -868,6 +936,8 @@ u_svc_sp:
 u_msr_pan:
     msr     pan, #1
     ret
+u_dit_ssbs:
+    dit_ssbs_probe svc, 0x33
 u_ret:
     ret
     .balign 4096
