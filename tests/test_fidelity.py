@@ -7,6 +7,7 @@ is installed. The full run (all exhaustive slices plus 600 random cases) is mark
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -37,6 +38,7 @@ def test_sampling_is_seeded_valid_and_distinct():
     assert {c.mode for c in a} == set(MODES) and {c.kind for c in a} == set(KINDS)
     assert {(c.e2h, c.tge) for c in a} == {(0, 0), (0, 1), (1, 0), (1, 1)}
     assert {c.daif for c in a} == set(range(16)) and {c.mmu for c in a} == {0, 1}
+    assert {(c.dit, c.ssbs, c.dssbs1, c.dssbs2) for c in a} == set(itertools.product((0, 1), repeat=4))
 
 
 def test_exhaustive_slices_cover_their_axes():
@@ -46,6 +48,14 @@ def test_exhaustive_slices_cover_their_axes():
     combos = {(c.mode, c.e2h, c.tge, c.kind, c.target, c.pan, c.uao) for c in mem}
     valid_modes = 5 * 2 + 3 * 2  # EL1 origins only without TGE
     assert len(combos) == valid_modes * 4 * 2 * 4
+    # facts §8: DIT and SSBS on entry, every class x origin x regime x DIT x SSBS x DSSBS (EL1, EL2)
+    entry = {(c.mode, c.e2h, c.tge, c.kind, c.dit, c.ssbs, c.dssbs1, c.dssbs2) for c in ex
+             if c.kind in ("svc", "hvc", "brk", "udf") and c.xor == "none" and c.mmu and not c.pan}
+    assert len(entry) >= valid_modes * 4 * 16
+    # their MSR forms and the ERETs loading them (or an illegal one keeping them), at every origin
+    assert {(c.mode, c.kind) for c in ex if c.kind in ("msrreg", "msrimm")} == set(itertools.product(MODES, ("msrreg", "msrimm")))
+    assert {c.xor for c in ex if c.dit or c.ssbs} >= {"dit", "ssbs", "btype", "m8dit"}
+    assert {(c.mode, c.kind) for c in ex if c.kind in ("brsvc", "blrbrk")} == set(itertools.product(MODES, ("brsvc", "blrbrk")))
 
 
 @pytest.mark.parametrize("case, reason", [
@@ -93,6 +103,27 @@ def test_masks_leave_out_only_the_listed_bits_and_check_the_arm_value():
     # the harness itself must show ISV=0 there
     v = compare(case, _out(ABORT.format(esr="0x97c0800b")), _out(ABORT.format(esr="0x97c0800b")), ex)
     assert v.arm_violations and "isv_stage1_abort_at_el2" in v.arm_violations[0]
+
+
+SVC_DIT = ("C0 n=1 x0=0x1111 exit=0x1000000 | vec=0x400 el=0x4 esr=0x56000033 elr=0x40 spsr={spsr} far=- pan=0x0 "
+           "uao=0x0 daif=0x3c0 spsel=0x1 dit={dit} ssbs=0x0")
+
+
+def test_dit_cleared_on_entry_is_masked_only_where_dit_was_set_and_the_harness_keeps_it():
+    # Arm (AArch64.TakeException, facts §8): DIT is not assigned on entry, so the handler's DIT
+    # equals SPSR.DIT; QEMU 7.2 clears it. The mask applies to records whose SPSR has DIT=1.
+    ex = load_exclusions()
+    case = Case(mode="el0t", kind="svc", dit=1)
+    qemu = _out(SVC_DIT.format(spsr="0x1000000", dit="0x0"))
+    v = compare(case, qemu, _out(SVC_DIT.format(spsr="0x1000000", dit="0x1000000")), ex)
+    assert v.status == "agree" and v.masked == ["dit_cleared_on_entry"] and not v.arm_violations
+    # a harness that cleared DIT too would agree with QEMU and break the Arm rule: reported
+    v = compare(case, qemu, _out(SVC_DIT.format(spsr="0x1000000", dit="0x0")), ex)
+    assert v.arm_violations and "dit_cleared_on_entry: exception 1 dit = 0x0" in v.arm_violations[0]
+    # with SPSR.DIT=0 there is nothing to mask: the handler's DIT is compared as it is
+    v = compare(Case(mode="el0t", kind="svc"), _out(SVC_DIT.format(spsr="0x0", dit="0x0")),
+                _out(SVC_DIT.format(spsr="0x0", dit="0x1000000")), ex)
+    assert v.status == "differ" and v.detail == "exception 1 dit: QEMU 0x0, harness 0x1000000"
 
 
 def test_whole_case_exclusion_still_reports_what_qemu_did():
@@ -145,6 +176,23 @@ def test_a_wrong_architecture_is_caught_with_the_field_named(tmp_path: Path):
     assert details[0] == "exception 1 pan: QEMU 0x400000, harness 0x0"
     text = cli.side_by_side(res.results[0].case, 0, res.results[0].qemu, res.results[0].ours, details[0])
     assert any(ln.split() == ["1.pan", "0x400000", "0x0", "<-"] for ln in text.splitlines()), text
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not HAVE_TOOLS, reason="needs GNU binutils and QEMU")
+def test_the_dit_and_ssbs_entry_rules_are_checked_against_qemu_and_the_arm_rule(tmp_path: Path):
+    # SSBS = SCTLR_ELx.DSSBS of the target EL (AArch64.TakeException): QEMU 7.2 does the same, so a
+    # harness keeping SSBS differs from QEMU; DIT kept on entry: a harness clearing it as QEMU does
+    # agrees with QEMU but breaks the Arm rule the reviewed exclusion states.
+    cases = [Case(mode="el0t", kind="svc", ssbs=1, dssbs1=0), Case(mode="el1h", kind="hvc", dit=1, dssbs2=1)]
+    right = run(cases, tmp_path / "arm")
+    assert [r.verdict.status for r in right.results] == ["agree", "agree"] and not right.problems, right.problems
+    ssbs = run(cases[:1], tmp_path / "ssbs", quirks=("ssbs_kept_on_entry",))
+    assert ssbs.results[0].verdict.detail == "exception 1 ssbs: QEMU 0x0, harness 0x1000"
+    dit = run(cases[1:], tmp_path / "dit", quirks=("dit_cleared_on_entry",))
+    assert dit.results[0].verdict.status == "agree"
+    assert dit.problems and "dit_cleared_on_entry: exception 1 dit = 0x0, Arm rule wants bits 0x1000000 = 0x1000000" \
+        in dit.problems[0]
 
 
 @pytest.mark.qemu

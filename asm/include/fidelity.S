@@ -18,13 +18,13 @@
 //
 // Output, one line per case:
 //   C<id> n=<exceptions> x0=<probe's x0> exit=<SPSR at the exit call: PSTATE after the ERET>
-//         | vec= el= esr= elr= spsr= far= pan= uao= daif= spsel=      (one group per exception)
+//         | vec= el= esr= elr= spsr= far= pan= uao= daif= spsel= dit= ssbs=  (one group per exception)
 // FAR is printed for aborts only (it is UNKNOWN for the other classes).
 
     .include "selfcheck.S"
 
     .equ    FID_CASE_SIZE,  80
-    .equ    FID_REC_SIZE,   80              // vec el esr elr spsr far pan uao daif spsel
+    .equ    FID_REC_SIZE,   96              // vec el esr elr spsr far pan uao daif spsel dit ssbs
     .equ    FID_MAXREC,     4               // more exceptions than this: a runaway, stop
     .equ    FID_RET_INSN,   0xd65f03c0      // ret: what the invalid and AF=0 pages hold
 
@@ -72,6 +72,10 @@
     str     x8, [x4, #64]
     mrs     x8, spsel
     str     x8, [x4, #72]
+    mrs     x8, dit                         // (a max CPU: FEAT_DIT, FEAT_SSBS)
+    str     x8, [x4, #80]
+    mrs     x8, ssbs
+    str     x8, [x4, #88]
     cmp     x2, #ESR_ELx_EC_SVC64
     b.eq    5f
     cmp     x2, #ESR_ELx_EC_HVC64
@@ -248,6 +252,8 @@ fid_print_case:
     fid_field fid_s_uao, 56
     fid_field fid_s_daif, 64
     fid_field fid_s_spsel, 72
+    fid_field fid_s_dit, 80
+    fid_field fid_s_ssbs, 88
     add     x22, x22, #FID_REC_SIZE
     sub     x23, x23, #1
     b       1b
@@ -302,6 +308,8 @@ fid_s_pan:      .asciz " pan="
 fid_s_uao:      .asciz " uao="
 fid_s_daif:     .asciz " daif="
 fid_s_spsel:    .asciz " spsel="
+fid_s_dit:      .asciz " dit="
+fid_s_ssbs:     .asciz " ssbs="
 fid_s_runaway:  .asciz "RUNAWAY C"
 fid_s_end:      .asciz "END\n"
     .balign 4

@@ -825,6 +825,27 @@ k_udf:
 k_wfi:
     wfi
     ret
+k_dit_ssbs:
+    dit_ssbs_probe svc, 0x33
+k_msrimm:
+    msr     dit, #1
+    msr     ssbs, #0
+    svc     #0x33
+    ret
+// An SVC and a BRK at the target of a BR and a BLR: PSTATE.BTYPE is 01 / 10 there (FEAT_BTI,
+// an unguarded page), which SPSR_ELx.BTYPE then holds or not (AArch64.TakeException).
+k_brsvc:
+    adr     x9, 1f
+    br      x9
+1:  svc     #0x33
+    ret
+k_blrbrk:
+    mov     x10, x30
+    adr     x9, 1f
+    blr     x9
+1:  brk     #0x44
+    mov     x30, x10
+    ret
 
     bm_record_handler bm_el1_handler, 1, esr_el1, elr_el1, spsr_el1, far_el1
     bm_record_handler bm_el2_handler, 2, esr_el2, elr_el2, spsr_el2, far_el2
@@ -938,6 +959,23 @@ u_msr_pan:
     ret
 u_dit_ssbs:
     dit_ssbs_probe svc, 0x33
+u_msrimm:
+    msr     dit, #1
+    msr     ssbs, #0
+    svc     #0x33
+    ret
+u_brsvc:
+    adr     x9, 1f
+    br      x9
+1:  svc     #0x33
+    ret
+u_blrbrk:
+    mov     x10, x30
+    adr     x9, 1f
+    blr     x9
+1:  brk     #0x45
+    mov     x30, x10
+    ret
 u_ret:
     ret
     .balign 4096

@@ -1,10 +1,12 @@
 """The case space of the differential test: a CPU state, one exception, one ERET.
 
 A case starts a probe by an ERET from EL2 to a chosen mode (EL0t, EL1t, EL1h, EL2t, EL2h)
-with chosen PSTATE.PAN/UAO/DAIF/NZCV, under chosen HCR_EL2 (E2H, TGE, IMO, TWI), SCTLR_EL1/
-SCTLR_EL2 (SPAN, nTWI, M), then the probe takes one exception (or not: a load PAN allows
-does not fault), the handler ERETs (with the SPSR XORed with `xor`), and the probe returns
-through an exit call whose SPSR shows PSTATE after that ERET.
+with chosen PSTATE.PAN/UAO/DAIF/NZCV/DIT/SSBS, under chosen HCR_EL2 (E2H, TGE, IMO, TWI),
+SCTLR_EL1/SCTLR_EL2 (SPAN, nTWI, M, DSSBS), then the probe takes one exception (or not: a
+load PAN allows does not fault; the MSR probes write DIT and SSBS first, the branch probes
+reach their SVC/BRK by BR/BLR so that PSTATE.BTYPE is set there), the handler ERETs (with
+the SPSR XORed with `xor`), and the probe returns through an exit call whose SPSR shows
+PSTATE after that ERET.
 
 Cases that cannot be run are not generated, each for the reason `invalid_reason` gives
 (an ERET to EL1 with TGE=1 is itself an illegal return; an untrapped WFI halts QEMU until an
@@ -24,7 +26,11 @@ from harness.arch.regs import HCR_EL2, PSTATE, SCTLR
 MODES = {"el0t": 0x0, "el1t": 0x4, "el1h": 0x5, "el2t": 0x8, "el2h": 0x9}
 EXC_KINDS = ("svc", "hvc", "brk", "udf", "wfi")
 MEM_KINDS = ("ldr", "str", "ldtr", "sttr")
-KINDS = (*EXC_KINDS, *MEM_KINDS, "iabt")
+# msrreg: MSR DIT/SSBS (register forms) flip both, then SVC; msrimm: MSR DIT, #1 and SSBS, #0,
+# then SVC; brsvc/blrbrk: an SVC at a BR target, a BRK at a BLR target (BTYPE 01 / 10 there)
+PSTATE_KINDS = ("msrreg", "msrimm", "brsvc", "blrbrk")
+KINDS = (*EXC_KINDS, *MEM_KINDS, "iabt", *PSTATE_KINDS)
+_PROBES = {"iabt": "blr", "msrreg": "dit_ssbs"}
 # data addresses (selfcheck.S layout) and branch targets of the instruction-abort probe
 MEM_TARGETS = {
     "kpage": "BM_KPAGE + 0x10", "upage": "BM_UPAGE + 0x18", "ublock": "BM_UBLOCK + 0x100",
@@ -33,8 +39,10 @@ MEM_TARGETS = {
 IABT_TARGETS = {"xn": "bm_xn_text", "ktext": "fid_k_ret", "utext": "u_ret", "tpage": "BM_TPAGE"}
 # SPSR changes the handler makes before its ERET: PSTATE bits, and M[3] (EL + 2), which makes
 # most returns illegal (to EL3, to EL0 with SP_ELx, to EL2 from EL1)
-XORS = {"none": 0, "pan": 1 << 22, "uao": 1 << 23, "panuao": 3 << 22, "i": 1 << 7, "nzcv": 0xF << 28,
-        "m8": 0x8}
+XORS = {"none": 0, "pan": PSTATE.mask("pan"), "uao": PSTATE.mask("uao"), "panuao": PSTATE.mask("pan", "uao"),
+        "i": PSTATE.mask("i"), "nzcv": PSTATE.mask("n", "z", "c", "v"), "m8": 0x8,
+        "dit": PSTATE.mask("dit"), "ssbs": PSTATE.mask("ssbs"), "btype": PSTATE.mask("btype"),
+        "m8dit": 0x8 | PSTATE.mask("dit", "ssbs")}
 DAIF_SHIFT = 6
 STORE_VALUE = 0x5A5A0000C3C3
 
@@ -56,6 +64,10 @@ class Case:
     uao: int = 0
     daif: int = 0xF
     nzcv: int = 0
+    dit: int = 0
+    ssbs: int = 0
+    dssbs1: int = 0  # SCTLR_EL1.DSSBS: PSTATE.SSBS on entry to EL1
+    dssbs2: int = 0  # SCTLR_EL2.DSSBS
     mmu: int = 1
     kind: str = "svc"
     target: str = ""
@@ -122,22 +134,24 @@ class Case:
     # ---- what the generated program is given
 
     def spsr(self) -> int:
-        return MODES[self.mode] | PSTATE.pack(pan=self.pan, uao=self.uao) | self.daif << DAIF_SHIFT
+        return MODES[self.mode] | PSTATE.pack(pan=self.pan, uao=self.uao, dit=self.dit, ssbs=self.ssbs) \
+            | self.daif << DAIF_SHIFT
 
     def hcr(self) -> int:
         return HCR_EL2.pack(RW=1, E2H=self.e2h, TGE=self.tge, IMO=self.imo, TWI=self.twi)
 
     def sctlr_el1(self) -> int:
-        return SCTLR.replace(SCTLR_EL1_BASE, nTWI=self.ntwi, SPAN=self.span1, M=self.mmu)
+        return SCTLR.replace(SCTLR_EL1_BASE, nTWI=self.ntwi, SPAN=self.span1, M=self.mmu, DSSBS=self.dssbs1)
 
     def sctlr_el2(self) -> int:
         if not self.e2h:
-            return SCTLR.replace(SCTLR_EL2_BASE, M=self.mmu)
-        return SCTLR.replace(SCTLR_EL1_BASE, nTWI=self.ntwi, SPAN=self.span2, M=self.mmu)  # E2H=1: the EL1 layout
+            return SCTLR.replace(SCTLR_EL2_BASE, M=self.mmu, DSSBS=self.dssbs2)
+        # E2H=1: the EL1 layout
+        return SCTLR.replace(SCTLR_EL1_BASE, nTWI=self.ntwi, SPAN=self.span2, M=self.mmu, DSSBS=self.dssbs2)
 
     def probe(self) -> str:
         prefix = "u_" if self.el == 0 else "k_"
-        return prefix + ("blr" if self.kind == "iabt" else self.kind)
+        return prefix + _PROBES.get(self.kind, self.kind)
 
     def args(self) -> tuple[str, str]:
         """x0, x1 as assembler expressions."""
@@ -145,6 +159,8 @@ class Case:
             return MEM_TARGETS[self.target], f"{STORE_VALUE:#x}"
         if self.kind == "iabt":
             return IABT_TARGETS[self.target], "0"
+        if self.kind == "msrreg":  # the DIT and SSBS bits to write: both flipped
+            return f"{PSTATE.pack(dit=1 - self.dit, ssbs=1 - self.ssbs):#x}", "0"
         return "0x1111", "0x2222"
 
 
@@ -182,6 +198,18 @@ def exhaustive() -> list[Case]:
     # ERET with a modified SPSR: origin x regime x change
     for e2h, tge in regimes:
         out += _cases(mode=modes, e2h=(e2h,), tge=(tge,), kind=("svc", "brk"), xor=tuple(XORS))
+    # DIT and SSBS on entry (facts §8): class x origin x regime x DIT x SSBS x DSSBS of EL1 and EL2
+    for e2h, tge in regimes:
+        out += _cases(mode=modes, e2h=(e2h,), tge=(tge,), kind=("svc", "hvc", "brk", "udf"), dit=(0, 1),
+                      ssbs=(0, 1), dssbs1=(0, 1), dssbs2=(0, 1))
+    # their MSR forms at every EL, and the ERET that loads them (or, illegal, keeps them)
+    for e2h, tge in regimes:
+        out += _cases(mode=modes, e2h=(e2h,), tge=(tge,), kind=("msrreg", "msrimm"), dit=(0, 1), ssbs=(0, 1))
+        out += _cases(mode=modes, e2h=(e2h,), tge=(tge,), kind=("svc", "brk"), dit=(0, 1), ssbs=(0, 1),
+                      xor=("dit", "ssbs", "btype", "m8dit"))
+    # BTYPE at a branch target: SPSR.BTYPE of an SVC and of a BRK, and an ERET loading BTYPE
+    for e2h, tge in regimes:
+        out += _cases(mode=modes, e2h=(e2h,), tge=(tge,), kind=("brsvc", "blrbrk"), xor=("none", "btype"))
     return _unique(out)
 
 
@@ -198,6 +226,7 @@ def sampled(n: int, seed: int) -> list[Case]:
                  imo=rng.randint(0, 1), twi=rng.randint(0, 1), ntwi=rng.randint(0, 1),
                  span1=rng.randint(0, 1), span2=rng.randint(0, 1), pan=rng.randint(0, 1),
                  uao=rng.randint(0, 1), daif=rng.randrange(16), nzcv=rng.randrange(16),
+                 dit=rng.randint(0, 1), ssbs=rng.randint(0, 1), dssbs1=rng.randint(0, 1), dssbs2=rng.randint(0, 1),
                  mmu=rng.randint(0, 1), kind=kind, target=target, xor=rng.choice(tuple(XORS))).normalized()
         if valid(c) and c not in seen:
             seen.add(c)

@@ -10,8 +10,9 @@ from pathlib import Path
 from harness.fidelity.cases import Case
 
 EXCLUSIONS_FILE = Path(__file__).with_name("exclusions.toml")
-RECORD_FIELDS = ("vec", "el", "esr", "elr", "spsr", "far", "pan", "uao", "daif", "spsel")
-MASKABLE = {"exit", "esr", "spsr", "pan", "uao"}
+RECORD_FIELDS = ("vec", "el", "esr", "elr", "spsr", "far", "pan", "uao", "daif", "spsel", "dit", "ssbs")
+HEAD_FIELDS = ("x0", "exit")  # the case's own fields, before its exception records
+MASKABLE = {*HEAD_FIELDS, "esr", "spsr", "pan", "uao", "dit", "ssbs"}
 _LINE = re.compile(r"^C(\d+) n=(\d+) x0=(\S+) exit=(\S+)((?: \| .*)?)$")
 
 
@@ -98,7 +99,7 @@ def _ec(rec: dict[str, str]) -> int:
 
 
 def _masks_for(ex: Exclusion, out: CaseOutput) -> tuple[dict[int, dict], dict]:
-    """Per-record masks and the mask of `exit` that `ex` puts on `out`."""
+    """Per-record masks and the masks of the head fields (x0, exit) that `ex` puts on `out`."""
     start = 0
     if ex.after_ec:
         hits = [i for i, r in enumerate(out.records) if _ec(r) in ex.after_ec]
@@ -111,8 +112,11 @@ def _masks_for(ex: Exclusion, out: CaseOutput) -> tuple[dict[int, dict], dict]:
             continue
         if "el" in ex.record and int(rec["el"], 16) not in ex.record["el"]:
             continue
-        per[i] = {k: v for k, v in ex.mask.items() if k != "exit"}
-    return per, ({"exit": ex.mask["exit"]} if "exit" in ex.mask and (per or not ex.record) else {})
+        if "spsr_set" in ex.record and int(rec["spsr"], 16) & ex.record["spsr_set"] != ex.record["spsr_set"]:
+            continue
+        per[i] = {k: v for k, v in ex.mask.items() if k not in HEAD_FIELDS}
+    head = {k: v for k, v in ex.mask.items() if k in HEAD_FIELDS}
+    return per, (head if per or not ex.record else {})
 
 
 def compare(case: Case, qemu: CaseOutput | None, ours: CaseOutput | None, exclusions: list[Exclusion]) -> Verdict:
@@ -129,7 +133,7 @@ def compare(case: Case, qemu: CaseOutput | None, ours: CaseOutput | None, exclus
         seen = "QEMU agrees" if inner.status == "agree" else f"QEMU differs: {inner.detail}"
         return Verdict("excluded", f"{whole.name} ({seen})")
     masks: dict[int, dict] = {}
-    exit_mask = 0
+    head_mask = dict.fromkeys(HEAD_FIELDS, 0)
     used, violations = [], []
     for ex in applicable:
         per, ex_exit = _masks_for(ex, ours)
@@ -137,7 +141,8 @@ def compare(case: Case, qemu: CaseOutput | None, ours: CaseOutput | None, exclus
         for i, m in {**q_per, **per}.items():
             for k, v in m.items():
                 masks.setdefault(i, {})[k] = masks.get(i, {}).get(k, 0) | v
-        exit_mask |= ex_exit.get("exit", 0)
+        for k, v in ex_exit.items():
+            head_mask[k] |= v
         if per or ex_exit:
             used.append(ex.name)
             violations += _check_arm(ex, ours, per, ex_exit)
@@ -149,7 +154,7 @@ def compare(case: Case, qemu: CaseOutput | None, ours: CaseOutput | None, exclus
 
     if qemu.n != ours.n:
         return Verdict("differ", f"exceptions taken: QEMU {qemu.n}, harness {ours.n}", used, violations)
-    for name, a, b, m in (("x0", qemu.x0, ours.x0, 0), ("exit", qemu.exit, ours.exit, exit_mask)):
+    for name, a, b, m in (("x0", qemu.x0, ours.x0, head_mask["x0"]), ("exit", qemu.exit, ours.exit, head_mask["exit"])):
         if differs(name, a, b, m):
             return Verdict("differ", f"{name}: QEMU {a}, harness {b}", used, violations)
     for i, (qr, br) in enumerate(zip(qemu.records, ours.records, strict=True)):
@@ -161,17 +166,18 @@ def compare(case: Case, qemu: CaseOutput | None, ours: CaseOutput | None, exclus
 
 
 def _check_arm(ex: Exclusion, ours: CaseOutput, per: dict[int, dict], ex_exit: dict) -> list[str]:
-    """Where QEMU is masked, the harness must show what the Arm rule says (`arm`)."""
+    """Where QEMU is masked, the harness must show what the Arm rule says (`arm`: a number,
+    "spsr0": those bits of the first exception's SPSR, "spsr": of the record's own SPSR)."""
     bad = []
     spsr0 = int(ours.records[0]["spsr"], 16) if ours.records else 0
-    targets = [(f"exception {i + 1} {f}", ours.records[i][f], f) for i, m in per.items() for f in m]
-    if ex_exit:
-        targets.append(("exit", ours.exit, "exit"))
-    for where, value, f in targets:
+    targets = [(f"exception {i + 1} {f}", ours.records[i][f], f, int(ours.records[i]["spsr"], 16))
+               for i, m in per.items() for f in m]
+    targets += [(k, getattr(ours, k), k, spsr0) for k in ex_exit]
+    for where, value, f, own_spsr in targets:
         if f not in ex.arm or not value.startswith("0x"):
             continue
         mask = ex.mask[f]
-        want = spsr0 & mask if ex.arm[f] == "spsr0" else ex.arm[f] & mask
+        want = {"spsr0": spsr0, "spsr": own_spsr}.get(ex.arm[f], ex.arm[f]) & mask
         if int(value, 16) & mask != want:
             bad.append(f"{ex.name}: {where} = {value}, Arm rule wants bits {mask:#x} = {want:#x}")
     return bad
