@@ -49,6 +49,24 @@ def test_extension_mnemonics_encode_as_facts_5_says():
                           0xD53D1000, 0xD69F03E0, 0xD4000002, 0xD4000001, 0xF8400801, 0xF8000801]
 
 
+def test_dit_and_ssbs_forms_encode_as_facts_8_says():
+    # facts §8: msr dit, #imm = 0xd503405f | imm<<8, dit = S3_3_C4_C2_5; msr ssbs, #imm =
+    # 0xd503403f | imm<<8, ssbs = S3_3_C4_C2_6 (MRS 0xd5300000 / MSR 0xd5100000 | op1<<16 ...).
+    img = assemble_text("""
+    .text
+    msr dit, #1
+    msr dit, #0
+    msr ssbs, #1
+    msr ssbs, #0
+    mrs x0, dit
+    mrs x1, ssbs
+    msr dit, x2
+    msr ssbs, x3
+""")
+    assert words(img) == [0xD503415F, 0xD503405F, 0xD503413F, 0xD503403F, 0xD53B42A0, 0xD53B42C1,
+                          0xD51B42A2, 0xD51B42C3]
+
+
 def test_decimal_immediates_stay_decimal():
     # keystone with a symbol resolver reads "#10" as 0x10: the pipeline must not let that through.
     img = assemble_text("    .text\n    mov x1, #10\n    add x2, x2, #100\n    ldr x0, [x1, #16]\n")

@@ -377,6 +377,73 @@ def test_quirk_keep_uao_on_entry_changes_what_the_cpu_does():
         assert PState.from_bits(e.pstate_after).uao == uao_after
 
 
+DIT_SSBS = r"""
+    .text
+    .global _start
+_start:
+    adr x0, vec
+    msr vbar_el2, x0
+    mrs x10, id_aa64pfr0_el1
+    mrs x11, id_aa64pfr1_el1
+    msr dit, #1
+    mrs x12, dit
+    mov x0, #0x1000
+    msr ssbs, x0
+    mrs x13, ssbs
+    ldr x1, =0x100030c50830     // SCTLR_EL2 (E2H=0 layout) with DSSBS (bit 44)
+    msr sctlr_el2, x1
+    hvc #1
+after_hvc:
+    ldr x0, =0x84000008
+    smc #0
+    .balign 2048
+vec:
+    .skip 0x200
+    mrs x14, dit
+    mrs x15, ssbs
+    mrs x16, spsr_el2
+    msr dit, #0
+    msr ssbs, #0
+    eret
+"""
+
+
+@pytest.mark.parametrize("step", [False, True])
+def test_dit_and_ssbs_are_supplied_where_unicorn_lacks_them(step):
+    # facts §8: QEMU 7.2 max's ID fields (DIT=1; BT=1, SSBS=2); MSR/MRS put each bit in place;
+    # entry keeps DIT (AArch64.TakeException does not assign it), SSBS = SCTLR_EL2.DSSBS, SPSR
+    # holds both (bits 24, 12); ERET loads them back from SPSR.
+    board = Board()
+    board.load(assemble_text(DIT_SSBS, "dit.S", features=board.features))
+    if step:
+        while board.step() is None:
+            pass
+        r = board._result()
+    else:
+        r = board.run(100_000)
+    assert r.status == "poweroff", r.message
+    assert board.features.has_dit and board.features.has_ssbs and board.features.has_bti
+    pfr0, pfr1 = board.reg(10), board.reg(11)
+    assert (pfr0 >> 48) & 0xF == 1 and (pfr1 >> 4) & 0xF == 2 and pfr1 & 0xF == 1 and (pfr1 >> 8) & 0xF == 0
+    assert (board.reg(12), board.reg(13)) == (1 << 24, 1 << 12)
+    (e,) = entries(r)
+    assert PState.from_bits(e.pstate_after).dit == 1 and PState.from_bits(e.pstate_after).ssbs == 1
+    assert (board.reg(14), board.reg(15)) == (1 << 24, 1 << 12)
+    assert board.reg(16) & (1 << 24 | 1 << 12) == 1 << 24 | 1 << 12
+    (ret,) = [x for x in r.events if isinstance(x, ExceptionReturn)]
+    assert ret.qemu_pstate is None and not ret.note  # supplied fields are not a QEMU difference
+    assert (PState.from_bits(ret.pstate_after).dit, PState.from_bits(ret.pstate_after).ssbs) == (1, 1)
+    changes = [c.changes for c in r.events if isinstance(c, PStateChange)]
+    assert {"dit": [0, 1]} in changes and {"ssbs": [0, 1]} in changes and {"dit": [1, 0]} in changes
+
+
+def test_a57_has_no_dit_and_the_board_supplies_nothing():
+    board, r = run(DIT_SSBS, cpu="a57")
+    assert not board.features.has_dit and not board.features.has_ssbs
+    assert (board.read_sysreg("ID_AA64PFR0_EL1") >> 48) & 0xF == 0
+    assert [e.cause for e in entries(r)][:1] == ["undefined"]  # mrs id regs are fine; msr dit is not
+
+
 def test_memory_watch_and_stop_on_event():
     board = Board()
     board.load(assemble_text(r"""

@@ -18,7 +18,7 @@ from harness.arch.pstate import PState
 from harness.arch.regs import PSTATE
 from harness.debugger.core import Debugger, DebuggerError
 from harness.debugger.gdbconn import checksum
-from harness.debugger.gdbstub import GdbStub
+from harness.debugger.gdbstub import GdbStub, target_xml
 from harness.debugger.points import CatchException, MemWatch
 from harness.machine.board import Board
 from harness.trace import events as ev
@@ -236,6 +236,27 @@ f:
     assert not out.startswith("breakpoint")  # an internal breakpoint is not announced
     out = plain(d.execute("continue"))
     assert "PSCI SYSTEM_OFF" in out
+
+
+def test_dit_and_ssbs_in_the_debugger_and_the_gdb_description(tmp_path: Path):
+    # facts §8: MSR DIT/SSBS change PSTATE bits 24 and 12; the debugger watches them like any
+    # field of the PSTATE table, and gdb's cpsr flags name them at those bits.
+    src = tmp_path / "d.S"
+    src.write_text("    .text\n    .global _start\n_start:\n    nop\n    msr dit, #1\n    msr ssbs, #1\n"
+                   "    ldr x0, =0x84000008\n    smc #0\n")
+    d = Debugger()
+    d.load_program(str(src))
+    plain(d.execute("watch pstate.dit"))
+    out = plain(d.execute("continue"))
+    assert d.board.pstate().dit == 1 and d.board.pc == d.board.resolve("_start+8")
+    assert "DIT=1" in out and "SSBS=0" in out
+    d.execute("stepi")
+    assert "SSBS=1" in plain(d.execute("info pstate"))
+    d.execute("set pstate.dit=0")
+    assert d.board.pstate().dit == 0 and d.board.pstate().ssbs == 1
+    xml = target_xml()
+    assert '<field name="DIT" start="24" end="24"/>' in xml and '<field name="SSBS" start="12" end="12"/>' in xml
+    assert '<field name="BTYPE" start="10" end="11"/>' in xml
 
 
 def test_batch_front_end(tmp_path: Path):
