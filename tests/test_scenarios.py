@@ -29,6 +29,7 @@ NO_UAO = ("v5.11", "v6.13")                                   # no set_fs(), no 
 IRQS_OFF = {"v6.13": 0b0011}                                  # local_irq_disable(): I (v6.13: I and F)
 DAIF_PROCCTX_NOIRQ = {"v4.16": 0b0010, "v5.11": 0b0010, "v6.13": 0b0011}  # restored after a VHE run
 ABORTS_UNMASKED_IN_EXIT = ("v4.13", "no-pan-reset", "patch-2017", "uao-fix-minimal", "v4.16")  # daifclr #4
+DIT_AT_BOOT = ("v6.13",)                                      # cpu_enable_dit() (01ab991fc0ee), v6.2 on
 FIELDS = tuple(f.name for f in dataclasses.fields(PState))
 
 
@@ -94,15 +95,36 @@ def host_daif_after(s) -> int:
     return 0b1011 if s.variant in ABORTS_UNMASKED_IN_EXIT else 0b1111
 
 
+def host_dit_before(s) -> int:
+    return int(s.cpu == "max" and s.variant in DIT_AT_BOOT)  # set at boot; no code clears it
+
+
+def host_dit_after(s) -> int:
+    if not s.vhe:
+        return host_dit_before(s)  # §2: the ERET restores DIT from SPSR_EL2 (SetPSTATEFromPSR)
+    # §8: AArch64.TakeException leaves DIT as the guest had it, no ERET returns to the host and
+    # no code on the VHE path writes DIT (v6.2+ sets it on entry from EL0 only)
+    return s.guest_dit
+
+
+def host_ssbs_after(s) -> int:
+    # §8: a VHE exit sets SSBS from SCTLR_EL2.DSSBS, which no model sets (0: Linux's default,
+    # the kernel runs with SSBS=0); non-VHE: §2, the ERET restores the host's SSBS (0)
+    return 0
+
+
 def expected_leaks(s) -> dict[str, str]:
     """W2's evidence, field by field from the rules above (NZCV left out: AAPCS64 does not keep
-    them across a call; EL, SP, SS, IL, nRW: the host's path comes back at EL2h/EL1h)."""
-    before = {"pan": int(has_pan(s)), "uao": host_uao_before(s), "daif": host_daif_before(s)}
-    after = {"pan": host_pan_after(s), "uao": host_uao_after(s), "daif": host_daif_after(s)}
+    them across a call; EL, SP, SS, IL, nRW: the host's path comes back at EL2h/EL1h; BTYPE:
+    0 after every instruction but a BR/BLR, and the points follow a BL and a RET)."""
+    before = {"pan": int(has_pan(s)), "uao": host_uao_before(s), "daif": host_daif_before(s),
+              "dit": host_dit_before(s), "ssbs": 0}
+    after = {"pan": host_pan_after(s), "uao": host_uao_after(s), "daif": host_daif_after(s),
+             "dit": host_dit_after(s), "ssbs": host_ssbs_after(s)}
     out = {}
     if before["daif"] != after["daif"]:
         out["daif"] = f"0b{before['daif']:04b} -> 0b{after['daif']:04b}"
-    out.update({f: f"{before[f]} -> {after[f]}" for f in ("pan", "uao") if before[f] != after[f]})
+    out.update({f: f"{before[f]} -> {after[f]}" for f in ("pan", "uao", "dit", "ssbs") if before[f] != after[f]})
     return out
 
 
@@ -128,10 +150,11 @@ def expected_probes(s) -> dict[str, str]:
 
 
 def test_matrix_covers_every_meaningful_configuration(runs):
-    # max: VHE or not x 3 callers x PAN x UAO x (4 exits from EL1 + 3 from EL0: no HVC at EL0);
-    # a57: non-VHE only, no PAN/UAO to set.
-    per_variant = 2 * 3 * 2 * 2 * (4 + 3) + 3 * (4 + 3)
-    assert len(configurations()) == per_variant == 189
+    # max: VHE or not x 3 callers x PAN x UAO x (4 exits from EL1 + 3 from EL0: no HVC at EL0),
+    # and the guest with DIT=SSBS=1: VHE or not x every exit (KVM_RUN); a57: non-VHE only, no
+    # PAN/UAO/DIT/SSBS to set.
+    per_variant = 2 * 3 * 2 * 2 * (4 + 3) + 2 * (4 + 3) + 3 * (4 + 3)
+    assert len(configurations()) == per_variant == 203
     assert len(runs) == len(variant_names()) * per_variant
     assert all(r.ok and not r.observations["failures"] for r in runs), [r.scenario.id for r in runs if not r.ok][:3]
     assert not any(s.guest_el == 0 and s.exit == "hvc" for s in configurations())
@@ -205,8 +228,14 @@ def test_w2_evidence_names_each_leaked_field(verdicts):
             wrong.append((s.id, got, want))
     assert not wrong, wrong[:5]
     by = verdicts["W2"]["by_variant"]
-    assert by["v4.13"]["leaks"]["daif 0b0010 -> 0b1011"] == 84          # every VHE configuration
-    assert by["v5.11"]["leaking"] == by["v6.13"]["leaking"] == 0
+    vhe = sum(c.vhe for c in configurations())
+    assert by["v4.13"]["leaks"]["daif 0b0010 -> 0b1011"] == vhe == 91     # every VHE configuration
+    # §8: a VHE host runs on with the guest's DIT: DIT=1 guests (7 configurations) before v6.2,
+    # and under v6.13 (host DIT=1) every guest with DIT=0; SSBS never leaks (DSSBS)
+    dit1 = sum(c.vhe and c.guest_dit for c in configurations())
+    assert by["v5.11"]["leaking"] == by["v5.11"]["leaks"]["dit 0 -> 1"] == dit1 == 7
+    assert by["v6.13"]["leaking"] == by["v6.13"]["leaks"]["dit 1 -> 0"] == vhe - dit1
+    assert not any("ssbs" in k for v in by.values() for k in v["leaks"])
 
 
 def test_r7b_every_exception_to_el2_follows_the_pan_rule(runs, verdicts):
@@ -259,8 +288,10 @@ EXPECTED_VERDICTS = {
     "R7a": ("fails", []),       # §3 and §2: nothing non-VHE depends on the reset
     "R7b": ("conditional", ["tge=0 and pan_before=1", "tge=1"]),  # §1.6: SPAN acts with TGE=1 only
     "W1": ("conditional", ["variant=no-pan-reset", "variant=patch-2017"]),
-    # §2 (non-VHE ERET), the DAIF restore of v4.16 on, no UAO from v5.11: see expected_leaks
-    "W2": ("conditional", ["mode=nvhe", "variant=v5.11", "variant=v6.13", "variant=v4.16 and caller=kvm_run"]),
+    # §2 (non-VHE ERET), the DAIF restore of v4.16 on, no UAO from v5.11, §8 DIT kept on a VHE
+    # exit (the guest's equal to the host's: DIT=0 before v6.2, 1 under v6.13): see expected_leaks
+    "W2": ("conditional", ["mode=nvhe", "variant=v5.11 and guest_dit=0",
+                           "variant=v4.16 and caller=kvm_run and guest_dit=0", "variant=v6.13 and guest_dit=1"]),
 }
 EXPECTED_PARTS = {
     "R3": {"part1_pan_bit_changes": "holds", "part2_pan_acts_at_el2": "fails"},
@@ -309,6 +340,30 @@ def test_verdicts_follow_the_architecture_not_a_table():
     assert nopan["R7b"]["verdict"] == "conditional" and nopan["R7b"]["conditions"] == ["pan_before=1"]
     for q in (keep, nopan):
         assert (q["R7a"]["verdict"], q["R7a"]["parts"]) == (base["R7a"]["verdict"], base["R7a"]["parts"])
+
+
+def test_dit_and_ssbs_verdicts_follow_the_entry_rules():
+    """§8 on the DIT slice of v4.13 and v6.13 (VHE and not, a guest at EL1 and at EL0): with
+    entry clearing DIT as QEMU 7.2 does (against AArch64.TakeException), no guest's DIT=1 reaches
+    a pre-v6.2 host any more, and v6.13's host loses its DIT=1 after every VHE exit, DIT=1 guest
+    or not; with entry keeping SSBS (against SSBS = SCTLR_EL2.DSSBS), the guest's SSBS=1 reaches
+    the VHE host. The verdicts are W2's evidence, read from the runs."""
+    subset = [s for s in matrix(["v4.13", "v6.13"], ("max",)) if s.caller == "kvm_run" and s.guest_uao == 0
+              and s.exit in ("hvc", "irq") and s.guest_pan == s.guest_el]
+
+    def leaks(quirks: tuple[str, ...] = ()) -> dict[str, dict]:
+        w2 = next(c for c in evaluate(run_scenarios(subset, quirks=quirks)) if c["id"] == "W2")
+        return {e["scenario"]: {} if e["observed"]["leaks"] == "none" else e["observed"]["leaks"] for e in w2["evidence"]}
+
+    base, cleared, kept = leaks(), leaks(("dit_cleared_on_entry",)), leaks(("ssbs_kept_on_entry",))
+    for s in subset:
+        assert base[s.id] == expected_leaks(s), s.id  # the Arm rules
+        want_dit = host_dit_before(s) if not s.vhe else 0  # what a clearing entry leaves the VHE host
+        before = host_dit_before(s)
+        assert cleared[s.id].get("dit") == (None if want_dit == before else f"{before} -> {want_dit}"), s.id
+        assert kept[s.id].get("ssbs") == ("0 -> 1" if s.vhe and s.guest_ssbs else None), s.id
+    assert any(base[s.id].get("dit") == "0 -> 1" and "dit" not in cleared[s.id] for s in subset)
+    assert any("dit" not in base[s.id] and cleared[s.id].get("dit") == "1 -> 0" for s in subset)
 
 
 def test_variants_say_what_they_model():

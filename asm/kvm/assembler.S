@@ -106,6 +106,8 @@
     .equ    CFG_EXIT,       32
     .equ    CFG_HYP_PROBES, 40
     .equ    CFG_GUEST_EL,   48
+    .equ    CFG_GUEST_DIT,  56
+    .equ    CFG_GUEST_SSBS, 64
     .equ    CALLER_KVM_RUN, 0
     .equ    CALLER_KERNEL_DS, 1
     .equ    CALLER_KTHREAD, 2

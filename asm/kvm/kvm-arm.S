@@ -59,8 +59,8 @@ kvm_arch_init:
     ret
 
 // kvm_vcpu_set_regs: the VMM's KVM_SET_ONE_REG calls before KVM_RUN. The guest starts at
-// guest_entry in EL1h (the guest kernel); x0-x3 = its PAN, UAO, exit cause and the EL it
-// exits from. At EL1 the mask of the interrupt that ends its run is cleared here; at EL0 the
+// guest_entry in EL1h (the guest kernel); x0-x5 = its PAN, UAO, exit cause, the EL it exits
+// from, and its DIT and SSBS. At EL1 the mask of the interrupt that ends its run is cleared here; at EL0 the
 // guest kernel's ERET gives user space DAIF=0000, as Linux runs user space.
 kvm_vcpu_set_regs:
     ldr     x19, =vcpu0
@@ -82,6 +82,10 @@ kvm_vcpu_set_regs:
     str     x1, [x19, #(2 * 8)]
     config  x0, CFG_GUEST_EL
     str     x0, [x19, #(3 * 8)]
+    config  x0, CFG_GUEST_DIT
+    str     x0, [x19, #(4 * 8)]
+    config  x0, CFG_GUEST_SSBS
+    str     x0, [x19, #(5 * 8)]
     str     xzr, [x19, #CPU_SP_EL0]
     ret
 

@@ -37,6 +37,8 @@ class Features:
             caps.add("ARM64_HAS_VIRT_HOST_EXTN")
         if self.has_dit:
             caps.add("ARM64_HAS_DIT")
+        if self.has_ssbs:
+            caps.add("ARM64_SSBS")
         return frozenset(caps)
 
     @property

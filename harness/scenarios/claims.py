@@ -12,6 +12,7 @@ the boolean its key has in every piece of evidence."""
 
 from __future__ import annotations
 
+import collections
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -328,7 +329,7 @@ def _decide(evidence: list[tuple[dict, bool]], n_word: str = "scenarios") -> tup
     elif not held:
         verdict, conditions = "fails", []
     else:
-        verdict, conditions = "conditional", conditions_for(held, failed)
+        verdict, conditions = "conditional", conditions_for(held, failed, cover_width=3)
     n = len(evidence)
     summary = {"holds": f"holds in all {n} {n_word}", "fails": f"fails in all {n} {n_word}",
                "undecided": "no scenario decides it",
@@ -358,10 +359,11 @@ def _verdict(c: Claim, evidence: list[tuple[ScenarioRun, bool, dict, dict]]) -> 
     return out
 
 
-def conditions_for(held: list[dict], failed: list[dict], max_axes: int = 2) -> list[str]:
+def conditions_for(held: list[dict], failed: list[dict], max_axes: int = 2, cover_width: int = 2) -> list[str]:
     """The axis values under which the claim holds, as alternatives (OR): one axis if one
     separates held from failed evidence, else a pair of axes, else (max_axes=3, explore's
-    invariants) a triple, else 'see evidence'. `held` and `failed` are the axes of each piece of
+    invariants) a triple, else a cover: alternatives of up to `cover_width` axis values (the
+    claims: three), else 'see evidence'. `held` and `failed` are the axes of each piece of
     evidence (Scenario.axes(), an event's first)."""
     axes = list(held[0])
 
@@ -389,8 +391,9 @@ def conditions_for(held: list[dict], failed: list[dict], max_axes: int = 2) -> l
             fail_t = {tuple(x.get(a) for a in combo) for x in failed}
             if not hold_t & fail_t:
                 return sorted({_fewest(combo, t, fail_t) for t in hold_t})
-    return _cover(held, failed, axes) or [
-        f"no {'one or two' if max_axes < 3 else 'one, two or three'} axes separate them: see the evidence"]
+    cover = next((c for w in range(2, cover_width + 1) if (c := _cover(held, failed, axes, w))), [])
+    return cover or [f"no {'one or two' if max(max_axes, cover_width) < 3 else 'one, two or three'} axes "
+                     "separate them: see the evidence"]
 
 
 def _fewest(combo: tuple[str, ...], t: tuple, fail_t: set[tuple]) -> str:
@@ -402,24 +405,24 @@ def _fewest(combo: tuple[str, ...], t: tuple, fail_t: set[tuple]) -> str:
     return " and ".join(f"{a}={v}" for a, v in zip(combo, t, strict=True))
 
 
-def _cover(held: list[dict], failed: list[dict], axes: list[str]) -> list[str]:
-    """Alternatives of one or two axis values, each true of no failed evidence, that together
-    cover every held one (chosen greedily: widest first, single values before pairs)."""
-    terms = [((a, v),) for a in axes for v in sorted(vals_of(held, a), key=str)]
-    terms += [((a, va), (b, vb)) for a, b in itertools.combinations(axes, 2)
-              for va in sorted(vals_of(held, a), key=str) for vb in sorted(vals_of(held, b), key=str)]
-
-    def match(term: tuple, x: dict) -> bool:
-        return all(x.get(a) == v for a, v in term)
-
-    pure = [t for t in terms if not any(match(t, x) for x in failed)]
+def _cover(held: list[dict], failed: list[dict], axes: list[str], width: int = 2) -> list[str]:
+    """Alternatives of up to `width` axis values, each true of no failed evidence, that together
+    cover every held one (chosen greedily: widest first, fewer axes before more, in axis order)."""
+    combos = [c for k in range(1, width + 1) for c in itertools.combinations(axes, k)]
+    fail = {c: {tuple(x.get(a) for a in c) for x in failed} for c in combos}
+    rank = {a: {v: i for i, v in enumerate(sorted(vals_of(held, a), key=str))} for a in axes}
     left, out = list(held), []
     while left:
-        best = max(pure, key=lambda t: (sum(match(t, x) for x in left), -len(t)), default=None)
-        if best is None or not any(match(best, x) for x in left):
+        best, best_n = None, 0
+        for c in combos:
+            counts = collections.Counter(tuple(x.get(a) for a in c) for x in left)
+            for t in sorted(counts, key=lambda t, c=c: [rank[a][v] for a, v in zip(c, t, strict=True)]):
+                if counts[t] > best_n and t not in fail[c]:
+                    best, best_n = (c, t), counts[t]
+        if best is None:
             return []
-        out.append(" and ".join(f"{a}={v}" for a, v in best))
-        left = [x for x in left if not match(best, x)]
+        out.append(" and ".join(f"{a}={v}" for a, v in zip(*best, strict=True)))
+        left = [x for x in left if tuple(x.get(a) for a in best[0]) != best[1]]
     return out
 
 

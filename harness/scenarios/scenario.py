@@ -28,6 +28,8 @@ class Scenario:
     exit: str = "hvc"           # hvc | irq | wfi | serror (EL0: irq | wfi | serror)
     hyp_probes: bool = True
     guest_el: int = 1           # the guest EL that exits: 1 (kernel) or 0 (user space)
+    guest_dit: int = 0          # the PSTATE.DIT and SSBS the guest runs with when it exits
+    guest_ssbs: int = 0
     name: str | None = None     # user scenarios (TOML) name themselves
     diff: str | None = None     # a user variant: its diff file, applied to the v4.13 models
     tags: tuple[str, ...] = field(default=())
@@ -37,7 +39,8 @@ class Scenario:
         """The configuration without the variant: a row of the variant comparison."""
         mode = "vhe" if self.vhe else "nvhe"
         el = "" if self.guest_el == 1 else f"-el{self.guest_el}"   # EL1 ids are as they always were
-        return f"{self.cpu}-{mode}-{self.caller}-pan{self.guest_pan}-uao{self.guest_uao}-{self.exit}{el}"
+        ext = "".join(f"-{f}{v}" for f, v in (("dit", self.guest_dit), ("ssbs", self.guest_ssbs)) if v)
+        return f"{self.cpu}-{mode}-{self.caller}-pan{self.guest_pan}-uao{self.guest_uao}-{self.exit}{el}{ext}"
 
     @property
     def id(self) -> str:
@@ -53,6 +56,8 @@ class Scenario:
             "exit": EXIT_CAUSES.index(self.exit),
             "hyp_probes": int(self.hyp_probes),
             "guest_el": self.guest_el,
+            "guest_dit": self.guest_dit,
+            "guest_ssbs": self.guest_ssbs,
         }
 
     @property
@@ -64,7 +69,8 @@ class Scenario:
         """The axes a verdict's conditions are written in."""
         return {"variant": self.variant, "cpu": self.cpu, "mode": "vhe" if self.vhe else "nvhe",
                 "caller": self.caller, "guest_el": self.guest_el, "guest_pan": self.guest_pan,
-                "guest_uao": self.guest_uao, "exit": self.exit}
+                "guest_uao": self.guest_uao, "guest_dit": self.guest_dit, "guest_ssbs": self.guest_ssbs,
+                "exit": self.exit}
 
     def to_json(self) -> dict[str, object]:
         d = asdict(self)
@@ -73,9 +79,17 @@ class Scenario:
 
 
 def configurations(cpus: tuple[str, ...] = CPUS) -> list[Scenario]:
-    """Every meaningful configuration (variant left as v4.13). The a57 (v8.0) has no VHE, PAN
-    or UAO: it boots non-VHE and its guest cannot set PAN or UAO. A guest at EL0 exits only by
-    the causes real there (world.EXITS_FROM)."""
+    """Every meaningful configuration (variant left as v4.13). The a57 (v8.0) has no VHE, PAN,
+    UAO, DIT or SSBS: it boots non-VHE and its guest cannot set them. A guest at EL0 exits only
+    by the causes real there (world.EXITS_FROM).
+
+    The guest runs with DIT=SSBS=0 everywhere, and with DIT=SSBS=1 on one slice that answers
+    "does the host run on with the guest's DIT (SSBS) after an exit?": VHE and not, every exit
+    from each guest EL, the KVM_RUN caller, PAN as Linux runs each EL (1 in its kernel, 0 in
+    user space), UAO=0. Neither the caller nor PAN/UAO changes what happens to DIT or SSBS
+    (no code on any path writes them but v6.13's boot), so the whole matrix again would only
+    double the run time; v6.13's host, which runs with DIT=1, meets the DIT=0 guest in every
+    configuration."""
     out = []
     for cpu in cpus:
         modes = (True, False) if cpu == "max" else (False,)
@@ -83,6 +97,10 @@ def configurations(cpus: tuple[str, ...] = CPUS) -> list[Scenario]:
         for vhe, caller, el, pan, uao in itertools.product(modes, CALLERS, GUEST_ELS, flags, flags):
             for exit_ in EXITS_FROM[el]:
                 out.append(Scenario("v4.13", cpu, vhe, caller, pan, uao, exit_, guest_el=el))
+        if cpu == "max":
+            for vhe, el in itertools.product(modes, GUEST_ELS):
+                out += [Scenario("v4.13", cpu, vhe, "kvm_run", el, 0, exit_, guest_el=el, guest_dit=1, guest_ssbs=1)
+                        for exit_ in EXITS_FROM[el]]
     return out
 
 

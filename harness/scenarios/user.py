@@ -13,6 +13,8 @@
     guest_el = 1                     # 1: the guest kernel exits; 0: its user space (no hvc)
     guest_pan = 0
     guest_uao = 0
+    guest_dit = 0                    # the PSTATE.DIT and SSBS the guest runs with (max only)
+    guest_ssbs = 0
     exit = "hvc"                     # hvc | irq | wfi | serror
     hyp_probes = true
     expect = { probe_window_ldr = "fault", probe_ldr_user = "fault" }
@@ -42,8 +44,8 @@ from harness.scenarios.world import (
 from harness.textfile import TextFileError, read_text
 
 USER_DIR = SCENARIOS_DIR  # the worked example; in a checkout, the top-level scenarios/
-_SCENARIO_KEYS = {"name", "variant", "cpu", "mode", "caller", "guest_el", "guest_pan", "guest_uao", "exit",
-                  "hyp_probes", "expect", "description"}
+_SCENARIO_KEYS = {"name", "variant", "cpu", "mode", "caller", "guest_el", "guest_pan", "guest_uao", "guest_dit",
+                  "guest_ssbs", "exit", "hyp_probes", "expect", "description"}
 _VARIANT_KEYS = {"diff", "matrix", "description"}
 OUTCOMES = ("ok", "fault", "not_run")
 # Names become scenario ids, report file names and table cells: keep them plain.
@@ -233,11 +235,14 @@ def _scenario(at: str, n: int, spec: dict, variants: dict[str, Path]) -> UserSce
     for key, kind in (("hyp_probes", bool), ("description", str)):
         if key in spec and not isinstance(spec[key], kind):
             raise UserFileError(f"{where}: {key} = {_show(spec[key])}: must be a {kind.__name__}")
+    dit, ssbs = choice("guest_dit", (0, 1), 0), choice("guest_ssbs", (0, 1), 0)
+    if cpu == "a57" and (dit or ssbs):
+        raise UserFileError(f"{where}: the a57 (v8.0) has no DIT or SSBS: leave guest_dit and guest_ssbs at 0")
     sc = Scenario(
         variant=variant, cpu=cpu, vhe=mode == "vhe", caller=choice("caller", CALLERS, "kvm_run"),
         guest_pan=choice("guest_pan", (0, 1), 0), guest_uao=choice("guest_uao", (0, 1), 0),
         exit=choice("exit", EXITS_FROM[guest_el], "hvc" if guest_el == 1 else "irq"),
-        hyp_probes=hyp_probes, guest_el=guest_el,
+        hyp_probes=hyp_probes, guest_el=guest_el, guest_dit=dit, guest_ssbs=ssbs,
         name=f"user/{name}", diff=str(variants[variant]) if variant in variants else None)
     expect = spec.get("expect", {})
     if not isinstance(expect, dict):

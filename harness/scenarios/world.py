@@ -36,6 +36,8 @@ CONFIG_FIELDS: dict[str, int] = {
     "exit": 32,       # 0 hvc, 1 irq, 2 wfi, 3 serror
     "hyp_probes": 40,  # 1: run the EL2 probe host-calls after the world switch
     "guest_el": 48,   # the guest EL that exits: 1 (its kernel) or 0 (its user space)
+    "guest_dit": 56,  # PSTATE.DIT the guest runs with when it exits
+    "guest_ssbs": 64,  # PSTATE.SSBS the guest runs with when it exits
 }
 EXIT_CAUSES = ("hvc", "irq", "wfi", "serror")
 # The exits that are real from each guest EL (guest.S): HVC is UNDEFINED at EL0.
