@@ -23,8 +23,9 @@ from harness.arch.exceptions import (
     vector_offset,
 )
 from harness.arch.features import FEATURES_A57, FEATURES_MAX, Features
-from harness.arch.pstate import PState
-from harness.arch.regs import HCR_EL2, SCTLR
+from harness.arch.pstate import PState, msr_immediate, read_pstate_sysreg, write_pstate_sysreg
+from harness.arch.record import QEMU_EXCEPTIONS, ExceptionRecord, record_from_insn
+from harness.arch.regs import HCR_EL2, SCTLR, hcr_el2_eff
 from harness.arch.syndrome import (
     EC,
     FaultType,
@@ -37,6 +38,7 @@ from harness.arch.syndrome import (
 from harness.arch.sysregs import (
     SYSREGS,
     UnknownSysReg,
+    access_trap,
     decode_msr_imm,
     encode_mrs,
     encode_msr_imm,
@@ -172,6 +174,89 @@ def test_illegal_returns_keep_el_set_il_and_still_restore_pan(spsr_ps, ctx, word
     assert q.pstate.pan == 0  # QEMU 5.0's helper does not: the board reports the difference
 
 
+DSSBS, DIT_BIT, SSBS_BIT = SCTLR.DSSBS.mask, 1 << 24, 1 << 12
+
+
+@pytest.mark.parametrize("target, ctx", [(1, NVHE), (2, NVHE), (2, VHE_HOST), (2, VHE_GUEST)])
+@pytest.mark.parametrize("dit, ssbs, btype, dssbs", [(1, 0, 1, 1), (0, 1, 2, 0), (1, 1, 3, 0)])
+def test_take_exception_dit_ssbs_btype(target, ctx, dit, ssbs, btype, dssbs):
+    # §8 (AArch64.TakeException): SPSR holds DIT (24), SSBS (12) and BTYPE (11:10); DIT is not
+    # assigned, SSBS = SCTLR[target].DSSBS (bit 44), BTYPE = 00.
+    ctx = SysCtx(**{**ctx.__dict__, "sctlr_el1": DSSBS * dssbs if target == 1 else 0,
+                    "sctlr_el2": DSSBS * dssbs if target == 2 else DSSBS * (1 - dssbs)})
+    before = PState(el=1, sp=1, dit=dit, ssbs=ssbs, btype=btype)
+    e = take_exception(before, target, ExceptionType.SYNC, ctx, FEATURES_MAX, preferred_return=0)
+    assert e.spsr & (DIT_BIT | SSBS_BIT | 0xC00) == dit * DIT_BIT | ssbs * SSBS_BIT | btype << 10
+    assert (e.pstate.dit, e.pstate.ssbs, e.pstate.btype) == (dit, dssbs, 0)
+    # GetPSRFromPSTATE: a PE without the extensions has none of those bits in SPSR
+    e = take_exception(PState(el=1, dit=1, ssbs=1, btype=1), 1, ExceptionType.SYNC, NVHE, FEATURES_A57,
+                       preferred_return=0)
+    assert e.spsr & (DIT_BIT | SSBS_BIT | 0xC00) == 0
+
+
+def test_exception_return_loads_dit_ssbs_btype_and_an_illegal_one_keeps_them():
+    # §8 / SetPSTATEFromPSR: a legal return loads DIT, SSBS and BTYPE from SPSR; on an illegal
+    # one they are UNKNOWN and the harness keeps them (as QEMU 7.2), while PAN is still loaded.
+    spsr = PState(el=1, sp=1, dit=1, ssbs=1, btype=2, pan=1).to_bits()
+    r = exception_return(PState(el=2, dit=0, ssbs=0, btype=0), spsr, 0x40, NVHE, FEATURES_MAX)
+    assert not r.illegal and (r.pstate.dit, r.pstate.ssbs, r.pstate.btype, r.pstate.el) == (1, 1, 2, 1)
+    bad = PState(el=3, dit=1, ssbs=1, btype=2, pan=1).to_bits()
+    r = exception_return(PState(el=2, dit=0, ssbs=1, btype=0), bad, 0x40, NVHE, FEATURES_MAX)
+    assert r.illegal and (r.pstate.dit, r.pstate.ssbs, r.pstate.btype, r.pstate.pan, r.pstate.il) == (0, 1, 0, 1, 1)
+
+
+def test_pstate_msr_forms():
+    # §8 and C5.2: the register forms hold each field at its SPSR bit; MSR (immediate) takes imm[0]
+    # for a one-bit field and sets/clears D:A:I:F from imm[3:0] for DAIFSet/DAIFClr.
+    ps = PState(el=0, sp=0, dit=1, ssbs=0, n=1)
+    assert read_pstate_sysreg(ps, "DIT") == DIT_BIT and read_pstate_sysreg(ps, "SSBS") == 0
+    assert read_pstate_sysreg(ps, "NZCV") == 1 << 31 and read_pstate_sysreg(ps, "CURRENTEL") == 0
+    assert write_pstate_sysreg(ps, "SSBS", SSBS_BIT | DIT_BIT).replace() == ps.replace(ssbs=1)
+    assert msr_immediate(ps, "dit", 0).dit == 0 and msr_immediate(ps, "ssbs", 1).ssbs == 1
+    assert msr_immediate(PState(d=0, a=0, i=0, f=0), "daifset", 0b0110).daif == 0b0110
+    assert msr_immediate(PState(), "daifclr", 0b0011).daif == 0b1100
+    assert encode_msr_imm("dit", 1) == 0xD503415F and encode_msr_imm("ssbs", 1) == 0xD503413F
+    assert decode_msr_imm(0xD503405F) == ("dit", 0)
+
+
+def test_effective_hcr_el2():
+    # HCR_EL2's field descriptions (QEMU's arm_hcr_el2_eff): with TGE=1 and E2H=0, FMO/IMO/AMO
+    # behave as 1; with TGE=1 and E2H=1 the virtualization traps (TWI, IMO, ...) behave as 0;
+    # TGE=1 also turns off TSC, TVM and TRVM; nothing applies while EL2 is disabled (SCR_EL3.NS=0).
+    imo, fmo, amo, tvm = HCR_EL2.IMO.mask, HCR_EL2.FMO.mask, HCR_EL2.AMO.mask, HCR_EL2.TVM.mask
+    assert hcr_el2_eff(RW | TGE, 0x501) & (imo | fmo | amo) == imo | fmo | amo
+    assert hcr_el2_eff(RW | TGE | E2H | TWI | imo, 0x501) & (TWI | imo) == 0
+    assert hcr_el2_eff(RW | TGE | TSC | tvm, 0x501) & (TSC | tvm) == 0
+    assert hcr_el2_eff(RW | TWI | TSC, 0x501) == RW | TWI | TSC
+    assert hcr_el2_eff(RW | TWI, 0x500) == 0
+    assert HCR_EL2.describe(0x4_8800_0000) == "TGE RW E2H"  # facts §6: the VHE host's RW|TGE|E2H
+
+
+def test_sysreg_traps_and_the_exception_record():
+    # HCR_EL2.TVM traps EL1 writes, TRVM EL1 reads of the virtual memory controls (EC 0x18, to
+    # EL2); not at EL2, not with TGE=1. QEMU's exception numbers (facts §7) give the classes.
+    tvm, trvm = HCR_EL2.TVM.mask, HCR_EL2.TRVM.mask
+    sctlr = SYSREGS["SCTLR_EL1"]
+    assert access_trap(sctlr, 1, False, SysCtx(hcr_el2=RW | tvm)) == 2
+    assert access_trap(sctlr, 1, True, SysCtx(hcr_el2=RW | tvm)) is None
+    assert access_trap(sctlr, 1, True, SysCtx(hcr_el2=RW | trvm)) == 2
+    assert access_trap(sctlr, 2, False, SysCtx(hcr_el2=RW | tvm)) is None
+    assert access_trap(SYSREGS["VBAR_EL1"], 1, False, SysCtx(hcr_el2=RW | tvm)) is None
+    assert {n: (q.ec, q.cause) for n, q in QEMU_EXCEPTIONS.items() if n in (2, 4, 11)} == {
+        2: (EC.SVC64, "svc"), 4: (EC.DABT_LOW, "data_abort"), 11: (EC.HVC64, "hvc")}
+    svc = record_from_insn(QEMU_EXCEPTIONS[2], 0xD4000661, PState(el=0), NVHE, FEATURES_MAX)  # svc #0x33
+    assert svc.esr(0, svc.target_el(0, NVHE, FEATURES_MAX)) == 0x56000033
+    msr = 0xD5181000  # msr sctlr_el1, x0
+    trap = record_from_insn(QEMU_EXCEPTIONS[1], msr, PState(el=1), SysCtx(hcr_el2=RW | tvm), FEATURES_MAX)
+    assert (trap.cause, trap.ec, trap.target) == ("sysreg_trap", EC.SYS64, 2)
+    wfi = record_from_insn(QEMU_EXCEPTIONS[1], 0xD503207F, PState(el=1), SysCtx(hcr_el2=RW | TWI), FEATURES_MAX)
+    assert (wfi.cause, wfi.target, wfi.esr(1, 2)) == ("wfx_trap", 2, 0x07E00000)  # EC 0x01, IL, CV=1, COND=0xE
+    udf = record_from_insn(QEMU_EXCEPTIONS[1], 0x00001234, PState(el=1), NVHE, FEATURES_MAX)
+    assert (udf.cause, udf.esr(1, udf.target_el(1, NVHE, FEATURES_MAX))) == ("undefined", 0x02000000)
+    dabt = ExceptionRecord(EC.DABT_LOW, 0x0E, "data_abort", vaddress=0x40)
+    assert dabt.esr(1, 1) == 0x9600000E and dabt.esr(0, 1) == 0x9200000E  # §4: same EL 0x25, lower 0x24
+
+
 def test_syndromes_match_qemu_examples():
     # §4: hvc #0 from EL1 -> 0x5a000000; LDR to a PAN-protected 2 MiB block -> 0x9600000e; STR -> 0x9600004e
     assert syn_hvc(0) == 0x5A000000
@@ -215,6 +300,11 @@ def test_features_from_id_registers():
     assert (f.has_pan, f.has_vhe, f.has_uao) == (True, True, True)
     assert f.caps == {"ARM64_HAS_PAN", "ARM64_HAS_UAO", "ARM64_HAS_VIRT_HOST_EXTN"}
     assert Features.from_id_regs("v80", 0, 0).caps == frozenset()
+    # facts §8, QEMU 7.2 max: ID_AA64PFR0_EL1 = 0x1201001120110222 (DIT=1), PFR1 = 0x1000021
+    # (BT=1, SSBS=2, MTE=0): DIT, SSBS and BTYPE, no TCO
+    q = Features.from_id_regs("q", 0, 0, 0x1201001120110222, 0x1000021)
+    assert (q.has_dit, q.has_ssbs, q.has_bti) == (True, True, True)
+    assert q.pstate_fields >= {"dit", "ssbs", "btype"} and "dit" not in FEATURES_A57.pstate_fields
 
 
 # --- stage-1 walker on an in-memory table: 39-bit VA, L1 -> L2 -> L3

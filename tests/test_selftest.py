@@ -12,7 +12,15 @@ import re
 import pytest
 
 from harness import selftest
-from harness.selftest import CPUS, discover, parse_output, qemu_tools, run_on_board, run_on_qemu
+from harness.selftest import (
+    CPUS,
+    QEMU_KNOWN_DEVIATIONS,
+    discover,
+    parse_output,
+    qemu_tools,
+    run_on_board,
+    run_on_qemu,
+)
 
 PROGRAMS = discover()
 
@@ -149,3 +157,17 @@ def test_program_passes_on_qemu(path, cpu):
     unexpected = r.unexpected_failures
     assert not unexpected, unexpected
     assert set(r.known) <= set(selftest.QEMU_KNOWN_DEVIATIONS)
+
+
+def test_board_that_clears_dit_on_entry_fails_the_dit_checks_as_qemu_does():
+    # Quirk: entry clears DIT, as QEMU 7.2 does (Arm: AArch64.TakeException leaves it, facts §8):
+    # exactly the checks QEMU fails fail, and they are the listed QEMU deviations.
+    r = run_on_board(_by_name("dit_ssbs"), "max", quirks=["dit_cleared_on_entry"])
+    assert r.status == "poweroff"
+    assert set(r.outcome.failed) == {"dit_kept_on_svc_entry", "dit_kept_on_hvc_entry"} <= set(QEMU_KNOWN_DEVIATIONS)
+    assert all(t == ["dit=0x0 expected 0x1"] for t in r.outcome.failed.values())
+    # Entry keeping SSBS (Arm: SCTLR_ELx.DSSBS of the target EL): every check of that rule fails
+    r = run_on_board(_by_name("dit_ssbs"), "max", quirks=["ssbs_kept_on_entry"])
+    assert set(r.outcome.failed) == {"ssbs_from_sctlr_el1_dssbs", "ssbs_from_sctlr_el2_dssbs",
+                                     "dit_ssbs_el0_svc_spsr_eret", "dit_ssbs_el1_hvc_spsr_eret"}
+    assert all(t[0].startswith("ssbs=") for t in r.outcome.failed.values())
