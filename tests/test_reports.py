@@ -27,11 +27,12 @@ from harness.trace.timeline import Span
 VHE_PAN0 = Scenario("v4.13", "max", True, "kvm_run", 0, 0, "hvc")
 NVHE_PATCH = Scenario("patch-2017", "max", False, "kvm_run", 0, 0, "hvc")
 VHE_PATCH = Scenario("patch-2017", "max", True, "kvm_run", 0, 0, "hvc")
+VHE_DIT = Scenario("v6.13", "max", True, "kvm_run", 0, 0, "hvc")   # a v6.2+ host (DIT=1), a DIT=0 guest
 
 
 @pytest.fixture(scope="module")
 def runs():
-    return {r.scenario.id: r for r in run_scenarios([VHE_PAN0, NVHE_PATCH, VHE_PATCH])}
+    return {r.scenario.id: r for r in run_scenarios([VHE_PAN0, NVHE_PATCH, VHE_PATCH, VHE_DIT])}
 
 
 def _result(runs: list, command: str = "scenarios --test") -> dict:
@@ -89,6 +90,25 @@ def test_timeline_marks_phases_and_window_without_overlap(runs, sid, tmp_path):
     for i, a in enumerate(marks):
         for b in marks[i + 1:]:
             assert not _rotated_overlap(a, b), (a.text, b.text)
+
+
+def test_timeline_draws_dit_and_the_report_lists_w2_leaks_per_variant(runs, tmp_path):
+    # facts §8: a VHE guest exit keeps the guest's DIT (0 here) and nothing gives the v6.13 host its
+    # DIT=1 back; the timeline draws DIT, and the reports list W2's leaks per variant.
+    run = runs[VHE_DIT.id]
+    phases, windows = _spans(run)
+    layout = plot_timeline(run.events, tmp_path / "d.png", title=VHE_DIT.id, start=phases[0].start, phases=phases)
+    assert layout.rows[:5] == ["EL", "PAN", "UAO", "DAIF", "DIT"]
+    all_runs = list(runs.values())
+    result = _result(all_runs)
+    write_reports(result, {r.scenario.id: r.events for r in all_runs}, tmp_path / "r", pictures=set())
+    w2 = next(c for c in result["claims"] if c["id"] == "W2")
+    assert w2["by_variant"]["v6.13"] == {"scenarios": 1, "leaking": 1, "leaks": {"dit 1 -> 0": 1}}
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "| v6.13 | 1/1 | dit 1 -> 0 (1) |" in md
+    assert "| v4.13 | 1/1 | daif 0b0010 -> 0b1011 (1) |" in md and "| patch-2017 | 1/2 |" in md
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "<table id='w2'>" in page and "<td>v6.13</td><td>1/1</td><td>dit 1 -&gt; 0 (1)</td>" in page
 
 
 def test_exposure_window_matches_the_observation(runs):

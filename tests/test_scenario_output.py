@@ -56,6 +56,11 @@ def test_output_fits_without_cutting_text(result, width):
         variants, _rows = summary.matrix_rows(result)
         for v in variants[1:]:
             assert re.search(rf"^│ {re.escape(v)} +│", text, re.M), v
+        # W2 per variant, every variant's row with its leaking count (the DIT answer among them)
+        assert "does not give back to the host (W2, per variant)" in text
+        for x in summary.leaks_by_variant(result):
+            assert re.search(rf"^│ {re.escape(x.variant)} +│ +{x.leaking}/{x.scenarios} │", text, re.M), x.variant
+        assert "dit 1 -> 0" in text.replace("\n│", "")
 
 
 @pytest.mark.parametrize("width", [80, 120])

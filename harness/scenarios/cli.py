@@ -157,6 +157,13 @@ def _write_reports(result: dict, runs: list[ScenarioRun], out: Path, all_timelin
                 hit = next((x["scenario"] for x in c["evidence"] if x["holds"] == want), None)
                 if hit:
                     pictures.add(hit)
+        # W2's DIT answer: per variant, the first scenario whose host does not get its DIT back
+        w2 = next((c for c in result["claims"] if c["id"] == "W2"), {"evidence": []})
+        first: dict[str, str] = {}
+        for x in w2["evidence"]:
+            if isinstance(x["observed"].get("leaks"), dict) and "dit" in x["observed"]["leaks"]:
+                first.setdefault(x["scenario"].split("/")[0], x["scenario"])
+        pictures |= set(first.values())
     try:
         write_reports(result, {r.scenario.id: r.events for r in runs}, out, pictures=pictures)
     except OSError as e:

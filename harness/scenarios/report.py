@@ -34,6 +34,12 @@ code,pre{font-size:85%}img{max-width:100%}p.answer{font-size:105%;background:#f4
 border-left:4px solid #1f4e79}.run{color:#555;font-size:90%}"""
 
 
+_W2_LEGEND = ("Every PSTATE field of the host at host_before_call against host_after_call (the same point of its "
+              "path before and after the world switch), condition flags left out, D/A/I/F as one DAIF: a field "
+              "that differs is one the world switch did not give back. DIT: a VHE guest exit keeps the guest's "
+              "(AArch64.TakeException does not assign DIT) and no ERET returns to a VHE host.")
+
+
 def _slug(scenario_id: str) -> str:
     return scenario_id.replace("/", "__")
 
@@ -130,7 +136,11 @@ def _markdown(result: dict, pngs: dict[str, Path], date: str) -> str:
         if len(c["evidence"]) > 12:
             lines.append(f"- ... {len(c['evidence']) - 12} more in report.html")
         lines.append("")
-    lines += ["## Variants", "", "| variant | applies to | models |", "|---|---|---|"]
+    lines += ["## What the world switch does not give back (W2, per variant)", "", _W2_LEGEND, "",
+              "| variant | leaking | field: before -> after (scenarios) |", "|---|---|---|"]
+    lines += [f"| {x.variant} | {x.leaking}/{x.scenarios} | {summary.leak_text(x)} |"
+              for x in summary.leaks_by_variant(result)]
+    lines += ["", "## Variants", "", "| variant | applies to | models |", "|---|---|---|"]
     lines += [f"| {v['name']} | {v['applies_to'] or '-'} | {v['provenance']} |" for v in result.get("variants") or []]
     lines += ["", "## Where the variants differ", "", _variants_markdown(result), "",
               "## Every configuration under every variant", "", _comparison_markdown(result), "", "## Timelines", "",
@@ -196,6 +206,12 @@ def _html(result: dict, pngs: dict[str, Path], date: str) -> str:
                          f"<td><code>{e(json.dumps(x['observed'], sort_keys=True))}</code></td></tr>")
         parts.append("</table></details>")
 
+    leaks = summary.leaks_by_variant(result)
+    if leaks:
+        parts.append(f"<h2>What the world switch does not give back (W2, per variant)</h2><p>{e(_W2_LEGEND)}</p>"
+                     "<table id='w2'><tr><th>variant</th><th>leaking</th><th>field: before -&gt; after (scenarios)</th></tr>"
+                     + "".join(f"<tr><td>{e(x.variant)}</td><td>{x.leaking}/{x.scenarios}</td>"
+                               f"<td>{e(summary.leak_text(x))}</td></tr>" for x in leaks) + "</table>")
     if result.get("variants"):
         parts.append("<h2>Variants</h2><table id='provenance'><tr><th>variant</th><th>applies to</th><th>models</th></tr>"
                      + "".join(f"<tr><td>{e(v['name'])}</td><td>{e(v['applies_to'] or '-')}</td>"

@@ -167,6 +167,35 @@ def change_text(changes: Iterable[tuple[str, str, str]]) -> str:
     return ", ".join(f"{k} {b}->{n}" for k, b, n in changes)
 
 
+@dataclass(frozen=True)
+class Leaks:
+    """W2 on one variant: scenarios compared, how many leak, each leak (field before -> after)
+    with the scenarios showing it, and the PSTATE fields those leaks touch."""
+
+    variant: str
+    scenarios: int
+    leaking: int
+    leaks: tuple[tuple[str, int], ...]
+
+    @property
+    def fields(self) -> list[str]:
+        return sorted({text.split()[0] for text, _n in self.leaks})
+
+
+def leaks_by_variant(result: dict) -> list[Leaks]:
+    """W2's leaks per variant, in run order (empty when W2 was not decided)."""
+    w2 = next((c for c in result["claims"] if c["id"] == "W2"), None)
+    by = (w2 or {}).get("by_variant") or {}
+    order = matrix_rows(result)[0]
+    names = [v for v in order if v in by] + sorted(set(by) - set(order))
+    return [Leaks(v, by[v]["scenarios"], by[v]["leaking"], tuple(sorted(by[v]["leaks"].items(), key=lambda kv: -kv[1])))
+            for v in names]
+
+
+def leak_text(x: Leaks) -> str:
+    return "; ".join(f"{text} ({n})" for text, n in x.leaks) or "none"
+
+
 # ---------------------------------------------------------------- short labels
 
 def short_labels(configs: list[Axes]) -> tuple[list[str], str]:

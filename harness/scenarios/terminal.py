@@ -33,6 +33,8 @@ def print_result(con: Console, result: dict, *, details: bool = False, reports: 
         con.print(provenance_table(result))
     con.print(claims_table(result))
     if summary.matrix_rows(result)[1]:   # user scenarios alone have nothing to compare
+        if summary.leaks_by_variant(result):
+            con.print(leaks_table(result))
         con.print(variants_table(result))
         if details:
             for part in comparison_tables(result, con.width):
@@ -101,6 +103,18 @@ def _observed(obs: dict) -> str:
         return str(v)
 
     return ", ".join(f"{k}={show(v)}" for k, v in obs.items())
+
+
+def leaks_table(result: dict) -> Table:
+    """W2 per variant: which PSTATE fields the host does not get back, in how many scenarios."""
+    t = Table(title="What the world switch does not give back to the host (W2, per variant)", box=box.SQUARE,
+              title_justify="left", expand=True)
+    t.add_column("variant", no_wrap=True)
+    t.add_column("leaking", justify="right", no_wrap=True)
+    t.add_column("field: before -> after (scenarios)", ratio=3)
+    for x in summary.leaks_by_variant(result):
+        t.add_row(escape(x.variant), f"{x.leaking}/{x.scenarios}", escape(summary.leak_text(x)))
+    return _fold(t)
 
 
 def variants_table(result: dict) -> Table | str:

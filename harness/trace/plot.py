@@ -1,4 +1,4 @@
-"""PSTATE timeline pictures (matplotlib, Agg): EL, PAN, UAO, DAIF (and any other PSTATE field
+"""PSTATE timeline pictures (matplotlib, Agg): EL, PAN, UAO, DAIF, DIT (and any other PSTATE field
 that changes) against instruction count, with the exception entries and ERETs marked, the
 phases of the run as a band of named spans, and shaded spans (the exposure window).
 
@@ -25,15 +25,22 @@ from matplotlib.text import Text  # noqa: E402
 from matplotlib.textpath import TextPath  # noqa: E402
 
 from harness.arch.pstate import PSTATE_FIELDS, PState  # noqa: E402
+from harness.arch.regs import PSTATE  # noqa: E402
 from harness.trace import events as ev  # noqa: E402
 from harness.trace.timeline import Span, pstate_timeline  # noqa: E402
 
-# Always drawn; then every other field that changes in view (NZCV and M[4] excepted: the
-# flags change without an event, so the events cannot show them).
-_ROWS = (("EL", lambda p: p.el, (0, 3)), ("PAN", lambda p: p.pan, (0, 1)), ("UAO", lambda p: p.uao, (0, 1)),
-         ("DAIF", lambda p: p.daif, (0, 15)))
-_NOT_DRAWN = {"el", "pan", "uao", "d", "a", "i", "f", "n", "z", "c", "v", "nrw"}
-_FIELD_LABEL = {"sp": "SPSel"}
+# Always drawn (D/A/I/F as one DAIF row); then every other field of regs.PSTATE that changes in
+# view (NZCV and M[4] excepted: the flags change without an event, so the events cannot show them).
+_ALWAYS = ("el", "pan", "uao", "daif", "dit")
+_NOT_DRAWN = {*_ALWAYS, "d", "a", "i", "f", "n", "z", "c", "v", "nrw"}
+
+
+def _row(key: str) -> tuple[str, object, tuple[int, int]]:
+    """(label, getter, value range) of a field as regs.PSTATE declares it; DAIF as one value."""
+    if key == "daif":
+        return "DAIF", lambda p: p.daif, (0, 15)
+    f = PSTATE[key]
+    return f.label, _getter(key), (0, f.max)
 
 DPI = 110
 WIDTH_IN = 12.0
@@ -57,9 +64,11 @@ class Label:
 
 @dataclass
 class Layout:
-    """Where the picture's labels ended up, for checking that none overlaps another."""
+    """Where the picture's labels ended up, for checking that none overlaps another, and the
+    signal rows drawn (top to bottom)."""
     size: tuple[float, float] = (0.0, 0.0)
     labels: list[Label] = field(default_factory=list)
+    rows: list[str] = field(default_factory=list)
 
 
 def plot_timeline(events: list[ev.Event], path: Path, *, title: str, start: int | None = None,
@@ -78,8 +87,8 @@ def plot_timeline(events: list[ev.Event], path: Path, *, title: str, start: int 
     x0, x1 = steps[0].icount, max(end, steps[-1].icount + 1)
     pad = (x1 - x0) * 0.01
     xlim = (x0 - pad, x1 + pad)
-    rows = list(_ROWS) + [(_FIELD_LABEL.get(f, f.upper()), _getter(f), (0, 1)) for f in PSTATE_FIELDS
-                          if f not in _NOT_DRAWN and len({getattr(s.pstate, f) for s in steps}) > 1]
+    rows = [_row(f) for f in _ALWAYS] + [_row(f) for f in PSTATE_FIELDS
+                                         if f not in _NOT_DRAWN and len({getattr(s.pstate, f) for s in steps}) > 1]
     phases = [p for p in phases if p.end > xlim[0] and p.start < xlim[1]]
 
     # Marker labels, rotated: along x each needs only its line height / sin(angle); the axes
@@ -169,7 +178,7 @@ def plot_timeline(events: list[ev.Event], path: Path, *, title: str, start: int 
     layout = Layout((fig.bbox.width, fig.bbox.height),
                     [Label(track, t.get_text(), tuple(t.get_window_extent().extents),
                            tuple(t.get_transform().transform(t.get_position())), t.get_rotation(), t.get_fontsize())
-                     for track, t in texts])
+                     for track, t in texts], [name for name, _g, _r in rows])
     plt.close(fig)
     return layout
 
