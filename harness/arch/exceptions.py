@@ -164,22 +164,22 @@ def take_exception(
     # interrupts, aborts on fetch, BRK, ... and lets an implementation zero it for the others
     # (ConstrainUnpredictableBool(Unpredictable_ZEROBTYPE)); QEMU keeps it there too.
     spsr = psr_from_pstate(pstate, features.pstate_fields)
-    new = pstate.replace(el=target_el, sp=1, ss=0, il=0, d=1, a=1, i=1, f=1, nrw=0)
+    new = {"el": target_el, "sp": 1, "ss": 0, "il": 0, "d": 1, "a": 1, "i": 1, "f": 1, "nrw": 0}
     if features.has_uao:
-        new = new.replace(uao=0)  # 2. PSTATE.UAO = 0 on every entry
+        new["uao"] = 0  # 2. PSTATE.UAO = 0 on every entry
     # 6. PSTATE.PAN = 1 for EL1, or EL2 in host (E2H && TGE), when SCTLR_ELx.SPAN == 0.
     pan_regime = target_el == 1 or (target_el == 2 and el_is_in_host(0, ctx))
     if features.has_pan and pan_regime and not SCTLR.SPAN.isset(ctx.sctlr(target_el)):
-        new = new.replace(pan=1)
+        new["pan"] = 1
     if features.has_bti:
-        new = new.replace(btype=0)  # PSTATE.BTYPE = '00'
+        new["btype"] = 0  # PSTATE.BTYPE = '00'
     if features.has_ssbs:
-        new = new.replace(ssbs=SCTLR.DSSBS.get(ctx.sctlr(target_el)))  # SCTLR[] of the target EL
+        new["ssbs"] = SCTLR.DSSBS.get(ctx.sctlr(target_el))  # SCTLR[] of the target EL
     # PSTATE.DIT: not assigned, it stays as it was (QEMU 7.2 clears it: exclusions.toml).
     offset = vector_offset(kind, pstate.el, target_el, pstate)
     vector = (ctx.vbar(target_el) & ~0x7FF) + offset
     return ExceptionEntry(
-        kind, pstate.el, target_el, pstate, new, spsr, preferred_return,
+        kind, pstate.el, target_el, pstate, pstate.replace(**new), spsr, preferred_return,
         None if kind in (ExceptionType.IRQ, ExceptionType.FIQ) else esr, far, vector, offset,
     )
 
@@ -231,15 +231,13 @@ def exception_return(pstate: PState, spsr: int, elr: int, ctx: SysCtx, features:
     reason = illegal_return_reason(pstate, spsr, ctx, features)
     s = PState.from_bits(spsr)
     has = features.pstate_fields
-    new = pstate.replace(
-        ss=0,  # DebugExceptionReturnSS: software step is not modelled (MDSCR_EL1.SS=0)
-        **{k: getattr(s, k) for k in _ALWAYS_RESTORED if k in has},
-    )
+    # ss: DebugExceptionReturnSS, software step is not modelled (MDSCR_EL1.SS=0)
+    new = {"ss": 0, **{k: getattr(s, k) for k in _ALWAYS_RESTORED if k in has}}
     if reason is None:
-        new = new.replace(el=s.el, sp=s.sp, il=s.il, nrw=0, **{k: getattr(s, k) for k in _RESTORED_IF_LEGAL if k in has})
+        new.update(el=s.el, sp=s.sp, il=s.il, nrw=0, **{k: getattr(s, k) for k in _RESTORED_IF_LEGAL if k in has})
     else:
-        new = new.replace(il=1, uao=s.uao if features.has_uao else pstate.uao)  # illegal: EL, SP and nRW stay
-    return ExceptionReturn(new, elr, reason is not None, reason)
+        new.update(il=1, uao=s.uao if features.has_uao else pstate.uao)  # illegal: EL, SP and nRW stay
+    return ExceptionReturn(pstate.replace(**new), elr, reason is not None, reason)
 
 
 def qemu_exception_return(pstate: PState, spsr: int, elr: int, ctx: SysCtx, features: Features) -> ExceptionReturn:

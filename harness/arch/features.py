@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import cached_property
 
 from harness.arch.regs import (
     ID_AA64MMFR1_EL1,
@@ -41,7 +42,7 @@ class Features:
             caps.add("ARM64_SSBS")
         return frozenset(caps)
 
-    @property
+    @cached_property
     def pstate_fields(self) -> frozenset[str]:
         """The PSTATE fields this PE has (regs.PSTATE rows whose feature it implements)."""
         return frozenset(f.key for f in PSTATE if not f.feature or getattr(self, f.feature))

@@ -84,7 +84,12 @@ def _from_bits(cls: type, value: int) -> PState:
 
 def psr_from_pstate(ps: PState, implemented: frozenset[str]) -> int:
     """GetPSRFromPSTATE: the SPSR image, fields of extensions the PE lacks as 0."""
-    return ps.to_bits() & ~sum(f.mask for f in PSTATE if f.feature and f.key not in implemented)
+    return ps.to_bits() & _psr_mask(implemented)
+
+
+@lru_cache(maxsize=16)
+def _psr_mask(implemented: frozenset[str]) -> int:
+    return ~sum(f.mask for f in PSTATE if f.feature and f.key not in implemented)
 
 
 # PSTATE fields as system registers (MRS/MSR register forms): the value holds each field at its
