@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
-from harness.arch.pstate import PSTATE_FIELDS, VIEW_ORDER, PState
+from harness.arch.pstate import (
+    PSTATE_FIELDS as PSTATE_FIELDS,  # the names `watch`/`set pstate.F` take
+)
+from harness.arch.pstate import VIEW_ORDER, PState
 from harness.arch.regs import BY_NAME
 from harness.arch.syndrome import decode_esr
 from harness.debugger.base import DebuggerError
@@ -22,10 +25,8 @@ if TYPE_CHECKING:
     from harness.debugger.points import Breakpoint, Watch
 
 # The PSTATE line, in the order it shows the fields: (label, PState attribute), every row of
-# harness.arch.regs.PSTATE in its view order. Stops, `info pstate`, `info registers`;
-# `watch`/`set pstate.F` name PSTATE_FIELDS.
+# harness.arch.regs.PSTATE in its view order. Stops, `info pstate`, `info registers`.
 PSTATE_LINE = tuple((f.label, f.key) for f in VIEW_ORDER)
-__all__ = ["PSTATE_FIELDS", "PSTATE_LINE", "SYSREG_GROUPS"]
 
 SYSREG_GROUPS = {
     "el2": ("HCR_EL2", "SCTLR_EL2", "VBAR_EL2", "ELR_EL2", "SPSR_EL2", "ESR_EL2", "FAR_EL2", "TCR_EL2",
