@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.arch.regs import HCR_EL2, PSTATE
 from harness.scenarios.explore import Explorer, compact, walk_baseline
 from harness.scenarios.explore_cli import summarize
 from harness.scenarios.explore_report import render
@@ -21,8 +22,8 @@ from harness.scenarios.scenario import Scenario, matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 
-IMO, FMO, AMO, TGE = 1 << 4, 1 << 3, 1 << 5, 1 << 27
-MASK_BIT = {"irq": 7, "fiq": 6, "serror": 8}       # PSTATE.I, F, A (SPSR bit positions)
+IMO, FMO, AMO, TGE = (HCR_EL2[n].mask for n in ("IMO", "FMO", "AMO", "TGE"))
+MASK_BIT = {"irq": PSTATE.I.lsb, "fiq": PSTATE.F.lsb, "serror": PSTATE.A.lsb}       # SPSR bit positions
 ROUTE_BIT = {"irq": IMO, "fiq": FMO, "serror": AMO}
 TYPE_OFFSET = {"irq": 0x80, "fiq": 0x100, "serror": 0x180}
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 from harness.arch.exceptions import ExceptionType, SysCtx, async_masked, route_async
 from harness.arch.pstate import PState
+from harness.arch.regs import HCR_EL2
 from harness.machine import Board, decode
 from harness.scenarios.invariants import check_points, phase
 from harness.scenarios.runner import MAX_INSNS, ScenarioError, _Booted, booted_for
@@ -232,7 +233,7 @@ def _classify(booted: _Booted, walk: Walk, n: int, kind: str, n_prefix: int, eve
                    taken_where=_where(booted, e.elr)[0], taken_src=_where(booted, e.elr)[1], from_el=e.from_el, to_el=e.to_el,
                    vector=booted.image.symbol_at(e.vector - e.vector_offset) or f"{e.vector - e.vector_offset:#x}",
                    vector_offset=e.vector_offset, pstate_before=e.pstate_before, pstate_after=e.pstate_after,
-                   e2h=int(bool(bd.hcr >> 34 & 1)), tge=int(bool(bd.hcr >> 27 & 1)), returned=False)
+                   e2h=HCR_EL2.E2H.get(bd.hcr), tge=HCR_EL2.TGE.get(bd.hcr), returned=False)
         if first is not e and first.icount == e.icount:
             out["note"] = "the scenario's own interrupt of this kind was taken first, at the same boundary"
         ret = next((x for x in events[i + 1:] if isinstance(x, ev.ExceptionReturn)
