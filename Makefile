@@ -20,8 +20,9 @@ run-scenarios: $(STAMP)
 fidelity: $(STAMP)
 	$(PY) -m harness fidelity
 
+# One pytest worker per core (pytest-xdist): the suite is CPU-bound and its tests independent.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 # pytest exits 5 when a marker selects nothing; that is not a failure here. PSTATE_FUZZ_SLOW=1:
 # the fuzz suites run thousands of examples per surface (tests/fuzzkit.py, tests/fuzztwice.py).
