@@ -20,7 +20,7 @@ from harness.debugger import cli as debug_cli
 from harness.debugger.core import Debugger, DebuggerError
 from harness.debugger.gdbconn import checksum
 from harness.debugger.gdbstub import GdbStub
-from harness.machine.board import UART_BASE
+from harness.memmap import UART_BASE
 from harness.trace.events import ExceptionEntry
 
 ROOT = Path(__file__).resolve().parents[1]

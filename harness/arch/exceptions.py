@@ -8,7 +8,7 @@ from enum import Enum
 
 from harness.arch.features import Features
 from harness.arch.pstate import PState, psr_from_pstate
-from harness.arch.regs import HCR_EL2, PSTATE, SCR_EL3, SCTLR, SPSR_M1, hcr_el2_eff
+from harness.arch.regs import HCR_EL2, ISR_EL1, PSTATE, SCR_EL3, SCTLR, SPSR_M1, hcr_el2_eff
 from harness.arch.syndrome import EC
 
 
@@ -122,6 +122,29 @@ def async_masked(kind: ExceptionType, target_el: int, pstate: PState, ctx: SysCt
         return False
     mask = {ExceptionType.IRQ: pstate.i, ExceptionType.FIQ: pstate.f, ExceptionType.SERROR: pstate.a}[kind]
     return bool(mask)
+
+
+# (kind, ISR_EL1 field, HCR_EL2 routing bit, HCR_EL2 virtual-pending bit)
+_ISR_FIELDS = (
+    (ExceptionType.IRQ, ISR_EL1.I, HCR_EL2.IMO, HCR_EL2.VI),
+    (ExceptionType.FIQ, ISR_EL1.F, HCR_EL2.FMO, HCR_EL2.VF),
+    (ExceptionType.SERROR, ISR_EL1.A, HCR_EL2.AMO, HCR_EL2.VSE),
+)
+
+
+def isr_el1(pending: set[ExceptionType] | frozenset[ExceptionType], el: int, ctx: SysCtx) -> int:
+    """ISR_EL1 read at `el` with the physical interrupts `pending` (Arm ARM, ISR_EL1: each of
+    I, F, A shows the virtual interrupt, HCR_EL2.VI/VF/VSE, when the PE is at EL1 and
+    HCR_EL2.{xMO,TGE} == {1,0} with EL2 enabled; otherwise the physical one)."""
+    hcr = ctx.hcr_eff  # 0 while EL2 is disabled
+    value = 0
+    for kind, isr_field, route, virtual in _ISR_FIELDS:
+        if el == 1 and route.isset(hcr) and not HCR_EL2.TGE.isset(hcr):
+            shown = virtual.isset(ctx.hcr_el2)
+        else:
+            shown = kind in pending
+        value |= isr_field.mask if shown else 0
+    return value
 
 
 def vector_offset(kind: ExceptionType, from_el: int, target_el: int, pstate: PState) -> int:

@@ -274,6 +274,13 @@ SCR_EL3 = Register.parse("SCR_EL3", """
     21     FIEN      fault injection enable
 """)
 
+# ISR_EL1: which asynchronous exceptions are pending (read-only; exceptions.isr_el1 computes it).
+ISR_EL1 = Register.parse("ISR_EL1", """
+    6      F         FIQ pending (virtual FIQ when HCR_EL2.FMO routes it, at EL1)
+    7      I         IRQ pending (virtual IRQ when HCR_EL2.IMO routes it, at EL1)
+    8      A         SError pending (virtual SError when HCR_EL2.AMO routes it, at EL1)
+""")
+
 # The ID register fields the harness reads or supplies (4-bit feature fields).
 ID_AA64PFR0_EL1 = Register.parse("ID_AA64PFR0_EL1", """
     3:0    EL0

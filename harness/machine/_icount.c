@@ -11,6 +11,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 typedef int (*uc_stop_fn)(void *uc);
 
@@ -36,6 +37,41 @@ void icount_block(void *uc, uint64_t addr, uint32_t size, void *user_data)
     s->count += n;
     s->last_addr = addr;
     s->last_size = size;
+}
+
+/*
+ * Native UC_HOOK_CODE callback for --trace-insns: appends each executed address to a growing
+ * buffer (a Python hook per instruction caps Unicorn near 2.6 MIPS).
+ */
+struct trace_state {
+    uint64_t *buf;
+    uint64_t len;
+    uint64_t cap;
+};
+
+void trace_push(struct trace_state *t, uint64_t addr)
+{
+    if (t->len == t->cap) {
+        uint64_t cap = t->cap ? t->cap * 2 : 65536;
+        uint64_t *b = (uint64_t *)realloc(t->buf, cap * sizeof(uint64_t));
+        if (b == NULL)
+            return; /* out of memory: the trace stops growing (Python checks len against icount) */
+        t->buf = b;
+        t->cap = cap;
+    }
+    t->buf[t->len++] = addr;
+}
+
+void trace_code(void *uc, uint64_t addr, uint32_t size, void *user_data)
+{
+    trace_push((struct trace_state *)user_data, addr);
+}
+
+void trace_free(struct trace_state *t)
+{
+    free(t->buf);
+    t->buf = NULL;
+    t->len = t->cap = 0;
 }
 
 static PyMethodDef methods[] = {{NULL, NULL, 0, NULL}};

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import ctypes
 
-from unicorn import UC_HOOK_BLOCK, Uc
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, Uc
 from unicorn.unicorn_py3 import unicorn as _ucmod
 
 from harness.machine import _icount  # the compiled extension (built by pip install)
+from harness.machine.sysport import uc_handle
 
 NO_LIMIT = (1 << 64) - 1
 
@@ -42,7 +43,7 @@ class ICounter:
         self._handle = ctypes.c_size_t()
         # Call uc_hook_add directly: the Python binding only accepts Python callables.
         err = _hook_add(
-            uc._uch,
+            uc_handle(uc),
             ctypes.byref(self._handle),
             ctypes.c_int(UC_HOOK_BLOCK),
             ctypes.cast(_lib.icount_block, ctypes.c_void_p),
@@ -75,3 +76,48 @@ class ICounter:
         n = self.at(pc)
         self.set(n)
         return n
+
+
+class _TraceState(ctypes.Structure):
+    _fields_ = [("buf", ctypes.POINTER(ctypes.c_uint64)), ("len", ctypes.c_uint64), ("cap", ctypes.c_uint64)]
+
+
+_lib.trace_push.argtypes = [ctypes.POINTER(_TraceState), ctypes.c_uint64]
+_lib.trace_free.argtypes = [ctypes.POINTER(_TraceState)]
+
+
+class InsnTrace:
+    """The address of every executed instruction (--trace-insns), recorded by a native code
+    hook; the board adds the instructions it performs itself and drops one a hook stopped
+    before (it did not execute)."""
+
+    def __init__(self, uc: Uc) -> None:
+        self.state = _TraceState(None, 0, 0)
+        handle = ctypes.c_size_t()
+        err = _hook_add(uc_handle(uc), ctypes.byref(handle), ctypes.c_int(UC_HOOK_CODE),
+                        ctypes.cast(_lib.trace_code, ctypes.c_void_p),
+                        ctypes.cast(ctypes.pointer(self.state), ctypes.c_void_p), ctypes.c_uint64(1), ctypes.c_uint64(0))
+        if err != 0:
+            raise RuntimeError(f"uc_hook_add for the instruction trace failed ({err})")
+
+    def __len__(self) -> int:
+        return self.state.len
+
+    def append(self, addr: int) -> None:
+        _lib.trace_push(ctypes.byref(self.state), addr)
+
+    def drop_last(self, addr: int) -> None:
+        """The last recorded instruction, if at `addr`, did not execute (a hook stopped before it)."""
+        s = self.state
+        if s.len and s.buf[s.len - 1] == addr:
+            s.len -= 1
+
+    def truncate(self, n: int) -> None:
+        self.state.len = min(self.state.len, n)
+
+    def addresses(self) -> list[int]:
+        s = self.state
+        return s.buf[: s.len] if s.len else []
+
+    def __del__(self) -> None:
+        _lib.trace_free(ctypes.byref(self.state))
