@@ -85,6 +85,7 @@ _TABLE: list[tuple[str, tuple[int, int, int, int, int], str, str | None]] = [
     ("MAIR_EL1", (3, 0, 10, 2, 0), "mmu", "MAIR_EL2"),
     ("AMAIR_EL1", (3, 0, 10, 3, 0), "mmu", "AMAIR_EL2"),
     ("VBAR_EL1", (3, 0, 12, 0, 0), "exception", "VBAR_EL2"),
+    ("ISR_EL1", (3, 0, 12, 1, 0), "exception", None),
     ("CONTEXTIDR_EL1", (3, 0, 13, 0, 1), "thread", "CONTEXTIDR_EL2"),
     ("TPIDR_EL1", (3, 0, 13, 0, 4), "thread", None),
     ("CNTKCTL_EL1", (3, 0, 14, 1, 0), "timer", "CNTHCTL_EL2"),
@@ -150,7 +151,7 @@ _ALIASES_EL12 = [
     "CONTEXTIDR_EL1", "CNTKCTL_EL1",
 ]
 _ALIASES_EL02 = ["CNTP_CTL_EL0", "CNTP_CVAL_EL0", "CNTV_CTL_EL0", "CNTV_CVAL_EL0"]
-_READONLY = {"CURRENTEL", "CNTVCT_EL0"}
+_READONLY = {"CURRENTEL", "CNTVCT_EL0", "ISR_EL1"}
 # HCR_EL2.TVM/TRVM trap EL1's writes/reads of these: the virtual memory controls (D19.2.48).
 _TVM_TRVM = {
     "SCTLR_EL1", "TTBR0_EL1", "TTBR1_EL1", "TCR_EL1", "ESR_EL1", "FAR_EL1", "AFSR0_EL1", "AFSR1_EL1",

@@ -308,7 +308,7 @@ class Board:
 
     @property
     def pc(self) -> int:
-        return self.uc.reg_read(U.UC_ARM64_REG_PC)
+        return self.port.pc()
 
     @pc.setter
     def pc(self, value: int) -> None:
@@ -342,7 +342,7 @@ class Board:
             raise BoardError(str(e)) from None
 
     def reg(self, n: int) -> int:
-        return self.uc.reg_read(X_REGS[n])
+        return self.port.reg(X_REGS[n])
 
     def set_reg(self, n: int, value: int) -> None:
         self.uc.reg_write(X_REGS[n], value & 0xFFFF_FFFF_FFFF_FFFF)
@@ -478,7 +478,13 @@ class Board:
             self._interrupted()
             return
         action, at = self.emu.take_action()
-        if action is not None:
+        if action is Action.OBSERVED and st.hit:
+            self.ic.set(st.count)
+            check, self.check = self.check, None
+            if check is not None:
+                check.finish(self)
+            self.irq.at_boundary()
+        elif action is not None and action is not Action.OBSERVED:
             self._act(action, at)
         elif st.hit:
             self.ic.set(st.count)
@@ -582,7 +588,7 @@ class Board:
             last = self.events[-1] if self.events else None
             # A stop before this instruction makes the hook run again when it executes.
             if not (isinstance(last, ev.LabelReached) and last.pc == addr and last.icount == ic):
-                self.emit(ev.LabelReached(ic, addr, self.plan.labels_at[addr], uc.reg_read(U.UC_ARM64_REG_PSTATE)))
+                self.emit(ev.LabelReached(ic, addr, self.plan.labels_at[addr], self.port.reg(U.UC_ARM64_REG_PSTATE)))
         stepping = self.emu.mode is Mode.STEPPING
         if self.irq.at_addr(addr):
             self._stop_before(addr, Action.INJECT)
@@ -594,11 +600,24 @@ class Board:
             self._stop_before(addr, Action.SUPPLY)
         elif addr in self.plan.eret_at or addr in self.plan.observe_at:
             if not stepping:
-                self._stop_before(addr, Action.OBSERVE)
+                self._observe(addr)
             elif addr in self.plan.eret_at and self.insns.eret_to_aarch32():
                 self._stop_before(addr, Action.ERET_BY_BOARD)
             else:
                 self.check = self.insns.pending_check(addr)
+
+    def _observe(self, addr: int) -> None:
+        """An ERET or PSTATE write in a free run. QEMU ends a translation block after each; when
+        this one does, it runs natively and the native counter stops the run before the next
+        block, where the check is finished (no single step, whose count mode would make
+        Unicorn drop every translated block when the free run resumes)."""
+        st = self.ic.state
+        if st.last_size and st.last_addr + st.last_size == addr + 4:
+            self.check = self.insns.pending_check(addr)
+            st.limit = st.count
+            self.emu.request(Action.OBSERVED, addr)
+        else:
+            self._stop_before(addr, Action.OBSERVE)
 
     def _host_el0(self) -> bool:
         if self.port.pstate().el:

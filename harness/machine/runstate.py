@@ -14,13 +14,15 @@ class Mode(Enum):
 
 
 class Action(Enum):
-    """What a code hook stopped before an instruction for (it has not executed)."""
+    """What a code hook stopped before an instruction for (it has not executed), or, for
+    OBSERVED, let run to the end of its block, where the native counter stops the run."""
 
     BREAKPOINT = auto()
     WFX = auto()            # WFI/WFE at EL0 in host: the Arm trap rule decides
     SUPPLY = auto()         # MSR (immediate) to a PSTATE field the board supplies
     INJECT = auto()         # an injection point reached
     OBSERVE = auto()        # ERET or PSTATE write: step it natively and check it
+    OBSERVED = auto()       # ERET or PSTATE write that ends its block: runs on, checked before the next
     ERET_BY_BOARD = auto()  # ERET to AArch32: the board performs the illegal return
 
 

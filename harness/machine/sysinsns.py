@@ -54,6 +54,8 @@ class SysInsns:
             return read_pstate_sysreg(b.port.pstate(), reg.name)
         if reg.name in b.port.id_values and b.port.pstate().el > 0:
             return b.port.id_values[reg.name]
+        if reg.name == "ISR_EL1" and (el := b.port.pstate().el) > 0:
+            return b.irq.isr(el, b.port.sysctx())  # Unicorn never sees the injected interrupts
         return None
 
     def on_msr(self, uc: Uc, reg: int, cp, _ud: object) -> int:

@@ -13,8 +13,10 @@ from unicorn import (
     UC_CTL_CONTEXT_MODE,
     UC_CTL_TLB_FLUSH,
     Uc,
+    UcError,
 )
 from unicorn import arm64_const as U
+from unicorn.unicorn_py3.unicorn import uclib as _uclib
 
 from harness.arch.exceptions import SysCtx
 from harness.arch.pstate import PSTATE_SYSREG_FIELDS, PState, read_pstate_sysreg
@@ -24,6 +26,21 @@ from harness.arch.sysregs import SYSREGS, SysReg, by_encoding, lookup
 _MMU_REGS = ("SCTLR", "TCR", "TTBR0", "TTBR1", "MAIR", "HCR")
 SP_BANK = (U.UC_ARM64_REG_SP_EL0, U.UC_ARM64_REG_SP_EL1, U.UC_ARM64_REG_SP_EL2, U.UC_ARM64_REG_SP_EL3)
 X_REGS = [getattr(U, f"UC_ARM64_REG_X{i}") for i in range(29)] + [U.UC_ARM64_REG_X29, U.UC_ARM64_REG_X30]
+
+
+_reg_read = _uclib.uc_reg_read
+_reg_write = _uclib.uc_reg_write
+_reg_read_batch = _uclib.uc_reg_read_batch
+_CP_REG = U.UC_ARM64_REG_CP_REG
+_PC = U.UC_ARM64_REG_PC
+_PSTATE = U.UC_ARM64_REG_PSTATE
+# The registers SysCtx holds, read in one uc_reg_read_batch call.
+_SYSCTX = ("HCR_EL2", "SCR_EL3", "SCTLR_EL1", "SCTLR_EL2", "SCTLR_EL3", "VBAR_EL1", "VBAR_EL2", "VBAR_EL3")
+
+
+class _CpReg(ctypes.Structure):  # uc_arm64_cp_reg
+    _fields_ = [("crn", ctypes.c_uint32), ("crm", ctypes.c_uint32), ("op0", ctypes.c_uint32),
+                ("op1", ctypes.c_uint32), ("op2", ctypes.c_uint32), ("val", ctypes.c_uint64)]
 
 
 class SysregError(Exception):
@@ -60,14 +77,46 @@ class SysregPort:
         self.uc = uc
         self.id_values = id_values or {}
         self._snapshots = False
+        # Straight to libunicorn with buffers made once: the binding's reg_read builds a ctypes
+        # object and looks up the register class on every call (~660 reads per scenario).
+        self._uch = uc_handle(uc)
+        self._u64 = ctypes.c_uint64()
+        self._u64_ref = ctypes.byref(self._u64)
+        self._cps: dict[SysReg, tuple[_CpReg, object]] = {}
+        n = len(_SYSCTX)
+        self._ctx_regs = [_CpReg(r.crn, r.crm, r.op0, r.op1, r.op2, 0) for r in map(SYSREGS.__getitem__, _SYSCTX)]
+        self._ctx_ids = (ctypes.c_int * n)(*([_CP_REG] * n))
+        self._ctx_ptrs = (ctypes.c_void_p * n)(*(ctypes.addressof(c) for c in self._ctx_regs))
 
-    # -- raw coprocessor access
+    # -- raw access
+
+    def _cp(self, reg: SysReg) -> tuple[_CpReg, object]:
+        cp = self._cps.get(reg)
+        if cp is None:
+            st = _CpReg(reg.crn, reg.crm, reg.op0, reg.op1, reg.op2, 0)
+            cp = self._cps[reg] = (st, ctypes.byref(st))
+        return cp
 
     def cpr(self, reg: SysReg) -> int:
-        return self.uc.cpr_read(reg.op0, reg.op1, reg.crn, reg.crm, reg.op2)
+        st, ref = self._cp(reg)
+        err = _reg_read(self._uch, _CP_REG, ref)
+        if err:
+            raise UcError(err)
+        return st.val
 
     def cpr_write(self, reg: SysReg, value: int) -> None:
-        self.uc.cpr_write(reg.op0, reg.op1, reg.crn, reg.crm, reg.op2, value)
+        st, ref = self._cp(reg)
+        st.val = value
+        err = _reg_write(self._uch, _CP_REG, ref)
+        if err:
+            raise UcError(err)
+
+    def reg(self, reg_id: int) -> int:
+        """A 64-bit core register (PC, PSTATE, SP, Xn)."""
+        err = _reg_read(self._uch, reg_id, self._u64_ref)
+        if err:
+            raise UcError(err)
+        return self._u64.value
 
     def read(self, name: str) -> int:
         """A register by its table name (no aliases, no supplied values)."""
@@ -93,8 +142,11 @@ class SysregPort:
 
     # -- PSTATE and SP
 
+    def pc(self) -> int:
+        return self.reg(_PC)
+
     def pstate(self) -> PState:
-        return PState.from_bits(self.uc.reg_read(U.UC_ARM64_REG_PSTATE))
+        return PState.from_bits(self.reg(_PSTATE))
 
     def set_pstate(self, new: PState) -> None:
         """Write PSTATE as an exception entry/return would: bank SP, rebuild hflags."""
@@ -110,17 +162,10 @@ class SysregPort:
         self.rebuild_hflags()
 
     def sysctx(self) -> SysCtx:
-        r, s = self.cpr, SYSREGS
-        return SysCtx(
-            hcr_el2=r(s["HCR_EL2"]),
-            scr_el3=r(s["SCR_EL3"]),
-            sctlr_el1=r(s["SCTLR_EL1"]),
-            sctlr_el2=r(s["SCTLR_EL2"]),
-            sctlr_el3=r(s["SCTLR_EL3"]),
-            vbar_el1=r(s["VBAR_EL1"]),
-            vbar_el2=r(s["VBAR_EL2"]),
-            vbar_el3=r(s["VBAR_EL3"]),
-        )
+        err = _reg_read_batch(self._uch, self._ctx_ids, self._ctx_ptrs, len(_SYSCTX))
+        if err:
+            raise UcError(err)
+        return SysCtx(*(c.val for c in self._ctx_regs))
 
     # -- by name, as the user and the set-up see them
 

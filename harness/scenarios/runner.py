@@ -3,7 +3,6 @@ configuration from a snapshot taken where the vcpu thread starts (`host_main`)."
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -186,7 +185,6 @@ def run_scenarios(
         _world(sc, _FEATURES[sc.cpu])
     last = {(s.variant, s.diff, s.cpu, s.vhe): i for i, s in enumerate(scenarios)}
     booted: dict[tuple, _Booted] = {}
-    dropped = 0   # boards dropped since the last collection
     dead: dict[tuple, StoppedVariant] = {}
     out = []
     try:
@@ -213,26 +211,13 @@ def run_scenarios(
             if first and stopped is not None and (not run.ok or run.observations["failures"]):
                 dead[variant] = StoppedVariant(sc.variant, f"{sc.id}: {run.status}: {run.message}", run)
                 stopped.append(dead[variant])
-            if i == last[key]:   # no later scenario boots from it: see _release_boards
-                del booted[key]
-                dropped += 1
-                if dropped == 2:
-                    _release_boards()
-                    dropped = 0
+            if i == last[key]:   # no later scenario boots from it
+                booted.pop(key).board.close()
     finally:
-        if booted or dropped:
-            booted.clear()
-            _release_boards()
+        for boot in booted.values():
+            boot.board.close()
+        booted.clear()
     return out
-
-
-def _release_boards() -> None:
-    """A Board's hooks hold it in a reference cycle, so the ~1.4 GB of address space of its
-    Unicorn instance is freed only by a full collection; boards piling up until then make QEMU
-    exit the process when it cannot map another translation buffer (a long-lived process such
-    as a fuzz worker, or a run under `ulimit -v`). A collection costs 30-80 ms, so dropped
-    boards are collected two at a time and once at the end."""
-    gc.collect()
 
 
 def load_scenario_board(scenario: Scenario, *, quirks: tuple[str, ...] = (), **board_kwargs) -> Board:
