@@ -612,7 +612,8 @@ class Board:
         block, where the check is finished (no single step, whose count mode would make
         Unicorn drop every translated block when the free run resumes)."""
         st = self.ic.state
-        if st.last_size and st.last_addr + st.last_size == addr + 4:
+        to_aarch32 = addr in self.plan.eret_at and self.insns.eret_to_aarch32()  # the board performs it
+        if st.last_size and st.last_addr + st.last_size == addr + 4 and not to_aarch32:
             self.check = self.insns.pending_check(addr)
             st.limit = st.count
             self.emu.request(Action.OBSERVED, addr)
