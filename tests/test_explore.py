@@ -224,6 +224,34 @@ def test_cli_bad_input(args, needle):
     assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
 
 
+def test_cli_selects_as_scenarios_does():
+    """explore selects through Catalog.select, as `scenarios` does: the TOML scenarios are there."""
+    r = run_cli("explore", "--user", "scenarios/example.toml", "--only", "user/*", "--kinds", "irq", "-j", "1",
+                "--json", "--no-reports")
+    assert r.returncode == 0, r.stderr
+    assert [s["id"] for s in json.loads(r.stdout)["scenarios"]] == ["user/late-pan-reset-vhe-guest-pan0",
+                                                                    "user/v4.13-nvhe-irq-exit"]
+    r = run_cli("explore", "--user", "scenarios/example.toml", "--cpu", "a57", "--only", "user/*", "--no-reports")
+    assert r.returncode == 2 and "no scenario matches" in r.stderr
+
+
+def test_cli_arch_quirk_reaches_the_points():
+    """--arch-quirk: an IRQ taken from the guest keeps PSTATE.DIT (Arm: entry leaves DIT alone,
+    facts §8); under dit_cleared_on_entry (QEMU 7.2's behaviour) the same entries clear it."""
+    sid = "v4.13/max-vhe-kvm_run-pan1-uao0-hvc-dit1-ssbs1"
+    dit = PSTATE.DIT.lsb
+    seen = {}
+    for quirk in ((), ("--arch-quirk", "dit_cleared_on_entry")):
+        r = run_cli("explore", "--only", sid, "--kinds", "irq", "-j", "1", "--json", "--no-reports", *quirk)
+        assert r.returncode == 0, r.stderr
+        d = json.loads(r.stdout)
+        assert d["harness"]["quirks"] == list(quirk[1:])
+        taken = [x for x in d["scenarios"][0]["kinds"]["irq"] if x["outcome"] == "taken" and x["before"] >> dit & 1]
+        assert taken
+        seen[quirk[1:]] = {x["after"] >> dit & 1 for x in taken}
+    assert seen == {(): {1}, ("dit_cleared_on_entry",): {0}}
+
+
 def test_debug_inject_stops_where_it_is_taken(explored):
     res, walk = explored[VHE_HVC.id]
     pts = {k: {p["at"]: p for p in v} for k, v in res["kinds"].items()}

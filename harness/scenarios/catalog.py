@@ -8,6 +8,7 @@ filter means the same everywhere and applies alike to built-in and user scenario
 
 from __future__ import annotations
 
+import argparse
 import fnmatch
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -92,6 +93,34 @@ class Catalog:
         if not out:
             raise SelectionError("no scenario matches the filters")
         return out
+
+
+def add_selection_arguments(ap: argparse.ArgumentParser) -> None:
+    """The filters, the architecture quirks and the user files, as `scenarios` and `explore` take
+    them (one meaning everywhere: see `selection_of`)."""
+    from harness.machine.board import QUIRKS
+    from harness.scenarios.scenario import CPUS
+
+    ap.add_argument("--only", metavar="GLOB", action="append", default=[],
+                    help="scenario ids matching GLOB, e.g. 'patch-2017/max-vhe-*' (repeatable)")
+    ap.add_argument("--variant", action="append", default=[], help="only this code variant (repeatable)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--vhe", action="store_true", help="only VHE scenarios")
+    mode.add_argument("--nvhe", action="store_true", help="only non-VHE scenarios")
+    ap.add_argument("--cpu", choices=CPUS, action="append", default=[], help="only this CPU model")
+    ap.add_argument("--arch-quirk", choices=sorted(QUIRKS), action="append", default=[],
+                    help="run on a deliberately wrong architecture (to see which verdicts depend on a rule)")
+    ap.add_argument("--user", metavar="FILE.toml", action="append", type=Path,
+                    help="user scenarios/variants (default: every scenarios/*.toml)")
+
+
+def selection_of(args: argparse.Namespace) -> tuple[Catalog, list[Scenario]]:
+    """The catalogue (built-in plus the user files) and the scenarios the filters of
+    `add_selection_arguments` keep; UserFileError or SelectionError (bad input, one line)."""
+    catalog = Catalog.load(args.user)
+    return catalog, catalog.select(Selection(only=tuple(args.only), variants=tuple(args.variant),
+                                             vhe=True if args.vhe else False if args.nvhe else None,
+                                             cpus=tuple(args.cpu)))
 
 
 def find_scenario(name: str, variant: str | None = None, user: list[Path] | None = None) -> Scenario:

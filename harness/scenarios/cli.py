@@ -14,12 +14,10 @@ from rich.console import Console
 
 from harness.cli import ArgumentParser  # one-line usage errors, exit 2
 from harness.data import FIDELITY_JSON, REPORTS_DIR
-from harness.machine.board import QUIRKS
 from harness.scenarios import claims as claims_mod
-from harness.scenarios.catalog import Catalog, Selection, SelectionError
+from harness.scenarios.catalog import SelectionError, add_selection_arguments, selection_of
 from harness.scenarios.report import prepare_reports_dir
 from harness.scenarios.runner import ScenarioError, ScenarioRun, StoppedVariant, run_scenarios
-from harness.scenarios.scenario import CPUS
 from harness.scenarios.summary import outcomes
 from harness.scenarios.terminal import print_result
 from harness.scenarios.user import UserFileError
@@ -43,17 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--json", action="store_true", help="print claims and scenarios as JSON (no tables)")
     ap.add_argument("--details", action="store_true",
                     help="also print the full comparison: every configuration under every variant")
-    ap.add_argument("--only", metavar="GLOB", action="append", default=[],
-                    help="scenario ids matching GLOB, e.g. 'patch-2017/max-vhe-*' (repeatable)")
-    ap.add_argument("--variant", action="append", default=[], help="run only this variant (repeatable)")
-    mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--vhe", action="store_true", help="only VHE scenarios")
-    mode.add_argument("--nvhe", action="store_true", help="only non-VHE scenarios")
-    ap.add_argument("--cpu", choices=CPUS, action="append", default=[], help="only this CPU model")
-    ap.add_argument("--arch-quirk", choices=sorted(QUIRKS), action="append", default=[],
-                    help="run on a deliberately wrong architecture (to see which verdicts depend on a rule)")
-    ap.add_argument("--user", metavar="FILE.toml", action="append", type=Path,
-                    help="user scenarios/variants (default: every scenarios/*.toml)")
+    add_selection_arguments(ap)
     ap.add_argument("--reports", metavar="DIR", type=Path, default=REPORTS_DIR, help="where to write reports")
     ap.add_argument("--no-reports", action="store_true", help="do not write reports/")
     ap.add_argument("--all-timelines", action="store_true", help="a timeline picture for every scenario (slow)")
@@ -63,10 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        catalog = Catalog.load(args.user)
-        scenarios = catalog.select(Selection(only=tuple(args.only), variants=tuple(args.variant),
-                                             vhe=True if args.vhe else False if args.nvhe else None,
-                                             cpus=tuple(args.cpu)))
+        catalog, scenarios = selection_of(args)
     except (UserFileError, SelectionError) as e:
         print(str(e), file=sys.stderr)
         return EXIT_BAD_INPUT

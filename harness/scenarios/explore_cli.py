@@ -5,7 +5,6 @@ evidence and replay commands, reports/explore.html."""
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import sys
 import time
@@ -16,11 +15,12 @@ from rich.table import Table
 
 from harness.cli import ArgumentParser  # one-line usage errors, exit 2
 from harness.data import REPORTS_DIR
+from harness.scenarios.catalog import SelectionError, add_selection_arguments, selection_of
 from harness.scenarios.explore import KINDS, default_jobs, explore_all
 from harness.scenarios.invariants import INVARIANTS, evaluate
 from harness.scenarios.runner import ScenarioError
-from harness.scenarios.scenario import CPUS, Scenario, matrix
-from harness.scenarios.world import variant_names
+from harness.scenarios.scenario import Scenario
+from harness.scenarios.user import UserFileError
 
 EXIT_OK, EXIT_HARNESS, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -48,13 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m harness explore",
         description="Inject an IRQ, FIQ or SError at every instruction boundary of the world switch, run each "
                     "to the end, and check the invariants.")
-    ap.add_argument("--only", metavar="GLOB", action="append", default=[],
-                    help="scenario ids matching GLOB, e.g. 'v4.13/max-vhe-*-hvc' (repeatable)")
-    ap.add_argument("--variant", action="append", default=[], help="only this code variant (repeatable)")
-    mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--vhe", action="store_true", help="only VHE scenarios")
-    mode.add_argument("--nvhe", action="store_true", help="only non-VHE scenarios")
-    ap.add_argument("--cpu", choices=CPUS, action="append", default=[], help="only this CPU model")
+    add_selection_arguments(ap)
     ap.add_argument("--kinds", type=_kinds, default=KINDS, metavar="irq,fiq,serror",
                     help="which interrupts to inject (default: all three)")
     ap.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N",
@@ -66,17 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def select(args: argparse.Namespace) -> list[Scenario]:
-    """The scenarios the filters pick, in matrix order (variant-major)."""
-    scenarios = matrix(args.variant or None, tuple(args.cpu) or CPUS)
-    if args.vhe or args.nvhe:
-        scenarios = [s for s in scenarios if s.vhe == bool(args.vhe)]
-    if args.only:
-        scenarios = [s for s in scenarios if any(fnmatch.fnmatchcase(s.id, g) for g in args.only)]
-    return scenarios
-
-
-def summarize(results: list[dict], verdicts: list[dict], kinds: tuple[str, ...]) -> dict:
+def summarize(results: list[dict], verdicts: list[dict], kinds: tuple[str, ...], quirks: tuple[str, ...] = ()) -> dict:
     """The whole result: the points table, the verdicts and every scenario's segments."""
     table = []
     for variant in dict.fromkeys(r["variant"] for r in results):
@@ -97,7 +81,7 @@ def summarize(results: list[dict], verdicts: list[dict], kinds: tuple[str, ...])
                             row["violations"][x] += n if status == "violated" else 0
             table.append(row)
     virtual = sorted({r["id"] for r in results if r["virtual_interrupts_at"]})
-    return {"harness": {"kinds": list(kinds), "scenarios": len(results),
+    return {"harness": {"kinds": list(kinds), "quirks": list(quirks), "scenarios": len(results),
                         "virtual_interrupts": virtual or "HCR_EL2.VI/VF/VSE are never set at any boundary"},
             "table": table, "invariants": verdicts, "scenarios": results}
 
@@ -105,24 +89,20 @@ def summarize(results: list[dict], verdicts: list[dict], kinds: tuple[str, ...])
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     err = Console(stderr=True)
-    known = variant_names()
-    for v in args.variant:
-        if v not in known:
-            print(f"unknown variant {v!r} (known: {', '.join(known)})", file=sys.stderr)
-            return EXIT_BAD_INPUT
-    scenarios = select(args)
-    if not scenarios:
-        print("no scenario matches the filters", file=sys.stderr)
+    try:
+        _, scenarios = selection_of(args)
+    except (UserFileError, SelectionError) as e:
+        print(str(e), file=sys.stderr)
         return EXIT_BAD_INPUT
     jobs = args.jobs or default_jobs()
     t0 = time.perf_counter()
     try:
-        results = _run(scenarios, args.kinds, jobs, show=not args.json and err.is_terminal)
+        results = _run(scenarios, args.kinds, tuple(args.arch_quirk), jobs, show=not args.json and err.is_terminal)
     except ScenarioError as e:
         print(str(e), file=sys.stderr)
         return EXIT_HARNESS
     seconds = time.perf_counter() - t0
-    result = summarize(results, evaluate(results), args.kinds)
+    result = summarize(results, evaluate(results), args.kinds, tuple(args.arch_quirk))
     report = None
     if not args.no_reports:
         from harness.scenarios.explore_report import write_explore_report
@@ -139,15 +119,16 @@ def main(argv: list[str]) -> int:
     return EXIT_OK
 
 
-def _run(scenarios: list[Scenario], kinds: tuple[str, ...], jobs: int, *, show: bool) -> list[dict]:
+def _run(scenarios: list[Scenario], kinds: tuple[str, ...], quirks: tuple[str, ...], jobs: int, *,
+         show: bool) -> list[dict]:
     if not show:
-        return explore_all(scenarios, kinds, jobs=jobs)
+        return explore_all(scenarios, kinds, jobs=jobs, quirks=quirks)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("explore"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("", total=len(scenarios))
-        return explore_all(scenarios, kinds, jobs=jobs,
+        return explore_all(scenarios, kinds, jobs=jobs, quirks=quirks,
                            progress=lambda r: bar.update(task, advance=1, description=r["id"]))
 
 
