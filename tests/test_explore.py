@@ -122,10 +122,13 @@ def test_chosen_points(explored, explorer):
     assert p["outcome"] == "masked" and p["vector"] == "vectors" and p["vector_offset"] == 0x280
     assert walk.boundaries[p["taken_at"] - 1].pstate >> 7 & 1 and not walk.boundaries[p["taken_at"]].pstate >> 7 & 1
     assert p["returned"] and p["return_diff"] == {}
-    # FIQ in the host at EL2 with F=0 (the model's boot clears F): taken at once, same EL with
-    # SP_EL2: kernel vectors + 0x200 + 0x100 = el1_fiq_invalid, which panics (bad_mode).
+    # FIQ in the v4.13 host at EL2: F=1 (the SVC's entry set it and v4.13 never clears it), so it
+    # is held like the IRQ until the ERET into the guest, then taken to EL2 (FMO=1) at the guest's
+    # first boundary: __kvm_hyp_vector + 0x400 + 0x100, v4.13's invalid FIQ vector (hyp_panic).
     p = pts["fiq"][at["host_before_call"]]
-    assert (p["outcome"], p["vector"], p["vector_offset"], p["end"]) == ("taken", "vectors", 0x300, "panic")
+    assert p["pstate"] >> MASK_BIT["fiq"] & 1 and p["hcr"] & FMO == 0
+    assert (p["outcome"], p["taken_at"]) == ("masked", min(n for n, q in pts["fiq"].items() if q["pstate"] >> 2 & 3 == 1))
+    assert (p["vector"], p["vector_offset"], p["end"]) == ("__kvm_hyp_vector", 0x500, "hyp_panic")
     # An SError pending at the guest exit (DAIF.A=1 from the exit's entry): taken right after
     # __guest_exit's `msr daifclr, #4`, at abort_guest_exit_start; el2_error reports it with the
     # SError bit. One boundary later (abort_guest_exit_end) too; after the window, hyp_panic.
@@ -269,15 +272,18 @@ def test_debug_inject_stops_where_it_is_taken(explored):
 
 @pytest.mark.slow
 def test_full_explore_v413_and_patch():
-    """The bench's selection. X2-X5 hold everywhere; X6 fails exactly for FIQs after a VHE exit:
-    the exit's entry sets DAIF and only A (__guest_exit) and I (local_irq_enable) are cleared
-    afterwards, so F stays set; X1 fails only under patch-2017, VHE, guest PAN=0, for SErrors."""
+    """The bench's selection. X2-X5 hold everywhere. X6 fails exactly where v4.13's masks are
+    never cleared again: a FIQ pending after any exit (the host's process context keeps F=1 and
+    nothing in v4.13 clears it; before the exit a pending FIQ is taken once the ERET lowers the
+    EL into the guest), and an SError pending at the non-VHE host's EL1 after the exit (the ERET
+    gives the host back its A=1, and only hyp's __guest_exit window unmasks A, at EL2). X1 fails
+    only under patch-2017, VHE, guest PAN=0, for SErrors."""
     from harness.scenarios.explore import explore_all
 
     results = explore_all(matrix(["v4.13", "patch-2017"], ("max",)), jobs=2)
     v = {x["id"]: x for x in evaluate(results)}
     for xid in ("X2", "X3", "X4", "X5"):
         assert v[xid]["verdict"] == "holds", (xid, v[xid]["summary"])
-    assert v["X6"]["violated_when"] == ["mode=vhe and kind=fiq and phase=after_exit"]
+    assert v["X6"]["violated_when"] == ["kind=fiq and phase=after_exit", "kind=serror and el=1 and phase=after_exit"]
     assert {(e["variant"], e["config"].split("-")[1], e["kind"]) for e in v["X1"]["examples"]} == {("patch-2017", "vhe", "serror")}
     assert all(e["config"].split("-")[3] == "pan0" for e in v["X1"]["examples"])

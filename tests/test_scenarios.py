@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,10 @@ PAN_RESET_LATE = ("patch-2017",)                              # set at vcpu_run_
 UAO_RESTORED = ("patch-2017", "uao-fix-minimal")              # uao_thread_switch(current), under VHE
 NO_UAO = ("v5.11", "v6.13")                                   # no set_fs(), no UAO (3d2403fd10a1, 1517c4facf2e)
 IRQS_OFF = {"v6.13": 0b0011}                                  # local_irq_disable(): I (v6.13: I and F)
+# Process context (the vcpu thread in KVM_RUN): v4.13's el0_svc clears D and I after the SVC's
+# entry masked all four (enable_dbg_and_irq), so A and F stay set; from 746647c75afb (v4.16 here)
+# el0_svc's enable_daif gives DAIF_PROCCTX = 0.
+DAIF_PROCCTX = {"v4.16": 0b0000, "v5.11": 0b0000, "v6.13": 0b0000}   # others: v4.13's 0b0101
 DAIF_PROCCTX_NOIRQ = {"v4.16": 0b0010, "v5.11": 0b0010, "v6.13": 0b0011}  # restored after a VHE run
 ABORTS_UNMASKED_IN_EXIT = ("v4.13", "no-pan-reset", "patch-2017", "uao-fix-minimal", "v4.16")  # daifclr #4
 DIT_AT_BOOT = ("v6.13",)                                      # cpu_enable_dit() (01ab991fc0ee), v6.2 on
@@ -82,7 +87,7 @@ def host_uao_after(s) -> int:
 
 
 def host_daif_before(s) -> int:
-    return IRQS_OFF.get(s.variant, 0b0010)
+    return DAIF_PROCCTX.get(s.variant, 0b0101) | IRQS_OFF.get(s.variant, 0b0010)
 
 
 def host_daif_after(s) -> int:
@@ -229,7 +234,9 @@ def test_w2_evidence_names_each_leaked_field(verdicts):
     assert not wrong, wrong[:5]
     by = verdicts["W2"]["by_variant"]
     vhe = sum(c.vhe for c in configurations())
-    assert by["v4.13"]["leaks"]["daif 0b0010 -> 0b1011"] == vhe == 91     # every VHE configuration
+    vhe_config = next(c for c in configurations() if c.vhe)
+    daif = f"daif {expected_leaks(vhe_config)['daif']}"       # v4.13: D, A, I, F before -> after
+    assert by["v4.13"]["leaks"][daif] == vhe == 91                   # every VHE configuration
     # §8: a VHE host runs on with the guest's DIT: DIT=1 guests (7 configurations) before v6.2,
     # and under v6.13 (host DIT=1) every guest with DIT=0; SSBS never leaks (DSSBS)
     dit1 = sum(c.vhe and c.guest_dit for c in configurations())
@@ -374,6 +381,31 @@ def test_variants_say_what_they_model():
         assert provenance.startswith(("Linux v", "What-if", "The 2017 patch")), v
         dict(variant_overrides(v))   # the chain of diffs applies
     assert variant_preamble("v6.13")[1] == "v5.11" and variant_preamble("v5.11")[1] == "v4.16"
+
+
+def test_default_output_lists_the_variants_with_their_provenance():
+    """Issue 11: `make run-scenarios` names each variant with the release and commits it models and
+    whether it is that kernel or a what-if. A variant named after a release is that release; the
+    commit ids are the ones its diff's preamble cites."""
+    p = _cli("--only", "*/max-vhe-kvm_run-pan0-uao0-hvc", "--only", "user/*")
+    assert p.returncode == 0, p.stderr
+    out = " ".join(p.stdout.split())     # the upstream column may wrap
+    listed = p.stdout.split("Variants (--details")[1].split("Claims of the review")[0]
+    names = [line.split()[0] for line in listed.splitlines()[2:] if line.strip() and not line.startswith(" ")]
+    assert sorted(names) == sorted([*variant_names(), "late-pan-reset"])
+    for line in listed.splitlines()[2:]:
+        if not line.strip() or line.startswith(" "):
+            continue
+        name = line.split()[0]
+        provenance, _ = variant_preamble(name, str(ROOT / "scenarios" / "late-pan-reset.diff")
+                                         if name == "late-pan-reset" else None)
+        release = re.fullmatch(r"v\d+\.\d+", name)
+        assert line.split()[1] == (name if release else "on"), line
+        assert line.rstrip().endswith("faithful" if release else ("patch (unmerged)" if name == "patch-2017"
+                                                                   else "what-if")), line
+        for commit in re.findall(r"\b[0-9a-f]{12}\b", provenance):
+            assert commit in out, (name, commit)
+    assert "--details adds what each variant models" in p.stdout
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

@@ -80,7 +80,11 @@ start_kernel:
     bl      cpu_enable_uao
     alternative_else_nop_endif
     bl      kvm_arch_init                   // kvm_arch_init + kvm_reset_vcpu for vcpu0
-    msr     daifclr, #0xf                   // local_daif_restore(DAIF_PROCCTX): interrupts on
+    // The vcpu thread's process context as v4.13 leaves it (it has no daifflags.h): its
+    // KVM_RUN ioctl came in by an SVC, whose entry masked D, A, I and F, and el0_svc's
+    // enable_dbg_and_irq (entry.S; assembler.h: msr daifclr, #(8 | 2)) unmasks D and I only.
+    // A and F stay masked (no v4.13 path unmasks F; 746647c75afb made el0_svc enable_daif).
+    msr     daifclr, #0xa                   // el0_svc: enable_dbg_and_irq
     // schedule() -> __switch_to(init_task, the vcpu thread): nothing switches back to init_task
     ldr     x0, =init_task
     ldr     x1, =vcpu_task

@@ -21,7 +21,7 @@ from harness.scenarios.runner import ScenarioError, ScenarioRun, StoppedVariant,
 from harness.scenarios.summary import outcomes
 from harness.scenarios.terminal import print_result
 from harness.scenarios.user import UserFileError
-from harness.scenarios.world import variant_preamble
+from harness.scenarios.world import variant_origin, variant_preamble
 
 EXIT_OK, EXIT_HARNESS, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -120,7 +120,8 @@ def _variants(runs: list[ScenarioRun]) -> list[dict]:
         v = r.scenario.variant
         if v not in seen:
             provenance, base = variant_preamble(v, r.scenario.diff)
-            seen[v] = {"name": v, "provenance": provenance, "applies_to": base}
+            upstream, kind = variant_origin(provenance, base)
+            seen[v] = {"name": v, "provenance": provenance, "applies_to": base, "upstream": upstream, "kind": kind}
     return list(seen.values())
 
 

@@ -29,8 +29,8 @@ def print_result(con: Console, result: dict, *, details: bool = False, reports: 
               + escape(fid if fid else "fidelity not measured yet (make fidelity)")
               + (f"; architecture quirks: {', '.join(h['quirks'])}" if h.get("quirks") else ""))
     con.print(escape(summary.answer(result, brief=True)))
-    if details and result.get("variants"):
-        con.print(provenance_table(result))
+    if result.get("variants"):
+        con.print(provenance_table(result) if details else variant_lines(result))
     con.print(claims_table(result))
     if summary.matrix_rows(result)[1]:   # user scenarios alone have nothing to compare
         if summary.leaks_by_variant(result):
@@ -60,6 +60,16 @@ def provenance_table(result: dict) -> Table:
     t.add_column("models")
     for v in result["variants"]:
         t.add_row(escape(v["name"]), escape(v["applies_to"] or "-"), escape(v["provenance"]))
+    return _fold(t)
+
+
+def variant_lines(result: dict) -> Table:
+    """One line per variant: name, the release and commits it models, faithful or what-if."""
+    t = Table(title="Variants (--details: what each models)", box=None, title_justify="left", pad_edge=False)
+    for col in ("variant", "upstream", "kind"):
+        t.add_column(col, no_wrap=col != "upstream", style="dim" if col == "kind" else None)
+    for v in result["variants"]:
+        t.add_row(escape(v["name"]), escape(v.get("upstream", "")), escape(v.get("kind", "")))
     return _fold(t)
 
 

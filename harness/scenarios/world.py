@@ -4,6 +4,7 @@ labels Python observes. Single source of truth for the asm models and the scenar
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -135,6 +136,23 @@ def variant_preamble(variant: str, diff_path: str | None = None) -> tuple[str, s
             continue
         first.append(line)
     return " ".join(first), base
+
+
+_RELEASE = re.compile(r"\bLinux (v\d+\.\d+)\b")
+_COMMIT = re.compile(r"\b[0-9a-f]{12}\b")
+# How a preamble's first words say what the variant is (asm/variants/README in each diff's head).
+_KINDS = (("Linux v", "faithful"), ("What-if", "what-if"), ("The 2017 patch", "patch (unmerged)"))
+
+
+def variant_origin(provenance: str, base: str) -> tuple[str, str]:
+    """(upstream, kind) of a variant for the one-line list: the release its provenance names (or
+    `on BASE`) and the commit ids it cites; `faithful` (a kernel as released), `what-if`, the
+    reviewed patch, or `not stated` when the preamble's first words say none of these."""
+    release = _RELEASE.search(provenance)
+    commits = list(dict.fromkeys(_COMMIT.findall(provenance)))
+    upstream = " ".join([release.group(1) if release else f"on {base or BASE_VARIANT}", *commits])
+    kind = next((k for start, k in _KINDS if provenance.startswith(start)), "not stated")
+    return upstream, kind
 
 
 def _stamp(diff_path: str | None) -> tuple[int, int] | None:
