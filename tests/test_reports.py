@@ -114,10 +114,10 @@ def test_timeline_draws_dit_and_the_report_lists_w2_leaks_per_variant(runs, tmp_
 
 def test_exposure_window_matches_the_observation(runs):
     """The shaded span is the window observe.py measured: from the exit to the PAN set."""
-    s = runs[VHE_PAN0.id].to_json()
-    w = summary.exposure_window(s)
-    o = s["observations"]
-    assert w.start == o["exit"]["icount"] and w.end - w.start == o["window"]["instructions"] == 12
+    run = runs[VHE_PAN0.id]
+    w = summary.exposure_window(run.to_json())
+    o = run.observations
+    assert w.start == o.exit.icount and w.end - w.start == o.window.instructions == 12
 
 
 class _Links(HTMLParser):

@@ -16,6 +16,7 @@ import pytest
 
 from harness.arch.pstate import PState
 from harness.scenarios.claims import evaluate
+from harness.scenarios.observe import Observations
 from harness.scenarios.runner import load_scenario_board, run_scenarios
 from harness.scenarios.scenario import Scenario, configurations, matrix
 from harness.scenarios.world import variant_names, variant_overrides, variant_preamble
@@ -161,7 +162,7 @@ def test_matrix_covers_every_meaningful_configuration(runs):
     per_variant = 2 * 3 * 2 * 2 * (4 + 3) + 2 * (4 + 3) + 3 * (4 + 3)
     assert len(configurations()) == per_variant == 203
     assert len(runs) == len(variant_names()) * per_variant
-    assert all(r.ok and not r.observations["failures"] for r in runs), [r.scenario.id for r in runs if not r.ok][:3]
+    assert all(r.ok and not r.observations.failures for r in runs), [r.scenario.id for r in runs if not r.ok][:3]
     assert not any(s.guest_el == 0 and s.exit == "hvc" for s in configurations())
 
 
@@ -169,7 +170,7 @@ def test_probe_outcomes_follow_the_rules(runs):
     wrong = []
     for r in runs:
         want = expected_probes(r.scenario)
-        got = {p: r.observations["probes"][p]["outcome"] for p in want}
+        got = {p: r.observations.probes[p].outcome for p in want}
         if got != want:
             wrong.append((r.scenario.id, {p: (got[p], want[p]) for p in want if got[p] != want[p]}))
     assert not wrong, wrong[:5]
@@ -177,49 +178,57 @@ def test_probe_outcomes_follow_the_rules(runs):
 
 def test_pstate_after_return_follows_the_rules(runs):
     for r in runs:
-        s, after = r.scenario, r.observations["points"]["host_after_call"]
-        assert (after["pan"], after["uao"]) == (host_pan_after(s), host_uao_after(s)), s.id
-        assert after["daif"] == host_daif_after(s), s.id
-        assert after["el"] == (2 if s.vhe else 1) and after["sp"] == 1
+        s, after = r.scenario, r.observations.points["host_after_call"]
+        assert (after.pan, after.uao) == (host_pan_after(s), host_uao_after(s)), s.id
+        assert after.daif == host_daif_after(s), s.id
+        assert after.el == (2 if s.vhe else 1) and after.sp == 1
 
 
 def test_observed_points_carry_every_pstate_field(runs):
     for r in runs[:: len(configurations()) // 7]:
-        for name, point in r.observations["points"].items():
+        for name, point in r.observations.to_json()["points"].items():
             assert set(FIELDS) | {"daif", "icount"} == set(point), (r.scenario.id, name)
             assert point["daif"] == point["d"] << 3 | point["a"] << 2 | point["i"] << 1 | point["f"]
+
+
+def test_observations_json_reads_back(runs):
+    """The JSON form is stable: reading it back gives the same records, and its JSON again."""
+    for r in runs[:: len(configurations()) // 7]:
+        j = r.observations.to_json()
+        back = Observations.from_json(json.loads(json.dumps(j)))
+        assert back == r.observations and back.to_json() == j, r.scenario.id
 
 
 def test_guest_exit(runs):
     ec = {"hvc": 0x16, "wfi": 0x01, "serror": 0x2F, "irq": None}
     code = {"hvc": 2, "wfi": 2, "irq": 0, "serror": 1}   # ARM_EXCEPTION_TRAP / _IRQ / _EL1_SERROR
     for r in runs:
-        s, x = r.scenario, r.observations["exit"]
-        assert x["ec"] == ec[s.exit], s.id
-        assert x["from_el"] == x["before"]["el"] == s.guest_el and x["after"]["el"] == 2, s.id
-        assert x["after"]["uao"] == 0                                  # §1.2
-        assert x["after"]["pan"] == (s.guest_pan if has_pan(s) else 0)  # §1.6: SPAN does not act here
-        assert x["after"]["daif"] == 0b1111                            # §1.5
+        s, x = r.scenario, r.observations.exit
+        assert x.ec == ec[s.exit], s.id
+        assert x.from_el == x.before.el == s.guest_el and x.after.el == 2, s.id
+        assert x.after.uao == 0                                  # §1.2
+        assert x.after.pan == (s.guest_pan if has_pan(s) else 0)  # §1.6: SPAN does not act here
+        assert x.after.daif == 0b1111                            # §1.5
         # §1.7: a lower EL using AArch64, from EL1 and from EL0 alike
-        assert x["vector_offset"] == 0x400 + {"hvc": 0, "wfi": 0, "irq": 0x80, "serror": 0x180}[s.exit]
-        assert r.observations["exit_code"] == code[s.exit]
+        assert x.vector_offset == 0x400 + {"hvc": 0, "wfi": 0, "irq": 0x80, "serror": 0x180}[s.exit]
+        assert r.observations.exit_code == code[s.exit]
 
 
 def test_exposure_window_only_where_pan_is_not_reset_at_exit(runs):
     for r in runs:
-        s, w = r.scenario, r.observations["window"]
+        s, w = r.scenario, r.observations.window
         # §1.6: the exit itself never sets PAN here, so a guest's PAN=0 always opens it ...
-        assert w["opened"] == (has_pan(s) and s.guest_pan == 0), s.id
-        if w["opened"] and s.variant in PAN_RESET_ON_EXIT:
+        assert w.opened == (has_pan(s) and s.guest_pan == 0), s.id
+        if w.opened and s.variant in PAN_RESET_ON_EXIT:
             # ... and __guest_exit's reset closes it before the window probe runs.
-            assert w["closed_by"].startswith("msr pan, #1 at __guest_exit") and not w["probe_inside"], s.id
+            assert w.closed_by.startswith("msr pan, #1 at __guest_exit") and not w.probe_inside, s.id
     late = next(r for r in runs if r.scenario.id == "patch-2017/max-vhe-kvm_run-pan0-uao0-hvc")
-    assert late.observations["window"]["closed_by"].startswith("msr pan, #1 at vcpu_run_fixup")
-    assert late.observations["window"]["instructions"] > 50   # the whole of the sysreg restore
+    assert late.observations.window.closed_by.startswith("msr pan, #1 at vcpu_run_fixup")
+    assert late.observations.window.instructions > 50   # the whole of the sysreg restore
     # A guest at EL0 exits with PAN as EL0 has it: Linux user space runs with PAN=0, so there
     # the window opens whatever PAN the guest kernel uses.
     el0 = next(r for r in runs if r.scenario.id == "patch-2017/max-vhe-kvm_run-pan0-uao0-irq-el0")
-    assert el0.observations["window"]["opened"] and el0.observations["probes"]["probe_window_ldr"]["outcome"] == "ok"
+    assert el0.observations.window.opened and el0.observations.probes["probe_window_ldr"].outcome == "ok"
 
 
 def test_w2_evidence_names_each_leaked_field(verdicts):
@@ -252,11 +261,11 @@ def test_r7b_every_exception_to_el2_follows_the_pan_rule(runs, verdicts):
     for r in runs:
         if not r.scenario.vhe:
             continue
-        for e in r.observations["el2_entries"]:
-            assert e["e2h"] == 1 and e["span"] == 0, (r.scenario.id, e)   # cpu_enable_pan cleared SPAN
-            assert e["tge"] == (0 if e["from_el"] < 2 else e["tge"])
-            want = 1 if e["tge"] == 1 else e["pan_before"]
-            assert e["pan_after"] == want, (r.scenario.id, e)
+        for e in r.observations.el2_entries:
+            assert e.e2h == 1 and e.span == 0, (r.scenario.id, e)   # cpu_enable_pan cleared SPAN
+            assert e.tge == (0 if e.from_el < 2 else e.tge)
+            want = 1 if e.tge == 1 else e.pan_before
+            assert e.pan_after == want, (r.scenario.id, e)
             n += 1
     assert len(verdicts["R7b"]["evidence"]) == n
     assert any(x["axes"]["tge"] == 1 and x["axes"]["pan_before"] == 0 for x in verdicts["R7b"]["evidence"])

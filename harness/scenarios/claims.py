@@ -17,6 +17,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness.scenarios.observe import HostPState, Probe
 from harness.scenarios.runner import ScenarioRun
 from harness.scenarios.scenario import Scenario
 from harness.scenarios.world import HOST_PROBES, WINDOW_PROBE
@@ -38,12 +39,12 @@ class Claim:
 
 
 def _pt(run: ScenarioRun, name: str, field: str) -> int | None:
-    p = run.observations["points"].get(name)
-    return None if p is None else p[field]
+    p = run.observations.points.get(name)
+    return None if p is None else getattr(p, field)
 
 
-def _probe(run: ScenarioRun, name: str) -> dict:
-    return run.observations["probes"][name]
+def _probe(run: ScenarioRun, name: str) -> Probe:
+    return run.observations.probes[name]
 
 
 def _twin(run: ScenarioRun, index: Index, variant: str = "v4.13") -> ScenarioRun | None:
@@ -60,26 +61,26 @@ def _uao_lost(run: ScenarioRun, _index: Index) -> tuple[bool, dict]:
     """KERNEL_DS in, UAO cleared by the exit, the KERNEL_DS uaccess faults after the return."""
     before, after = _pt(run, "host_before_call", "uao"), _pt(run, "host_after_call", "uao")
     k = _probe(run, "probe_uaccess_kernel")
-    exit_ = run.observations["exit"] or {}
-    obs = {"uao_before_call": before, "uao_at_exit_vector": exit_.get("after", {}).get("uao"),
-           "uao_after_return": after, "kernel_ds_uaccess": f"{k['baseline']} -> {k['outcome']}"}
-    return (before == 1 and after == 0 and k["baseline"] == "ok" and k["outcome"] == "fault"), obs
+    exit_ = run.observations.exit
+    obs = {"uao_before_call": before, "uao_at_exit_vector": exit_ and exit_.after.uao,
+           "uao_after_return": after, "kernel_ds_uaccess": f"{k.baseline} -> {k.outcome}"}
+    return (before == 1 and after == 0 and k.baseline == "ok" and k.outcome == "fault"), obs
 
 
 def _r1(run: ScenarioRun, _index: Index) -> tuple[bool, dict]:
-    exit_ = run.observations["exit"] or {}
+    exit_ = run.observations.exit
     u = _probe(run, "probe_uaccess_user")
     obs = {"uao_before_call": _pt(run, "host_before_call", "uao"),
-           "uao_at_exit_vector": exit_.get("after", {}).get("uao"),
-           "uao_after_return": _pt(run, "host_after_call", "uao"), "user_ds_uaccess": u["outcome"]}
+           "uao_at_exit_vector": exit_ and exit_.after.uao,
+           "uao_after_return": _pt(run, "host_after_call", "uao"), "user_ds_uaccess": u.outcome}
     holds = (obs["uao_before_call"] == 0 and obs["uao_at_exit_vector"] == 0 and obs["uao_after_return"] == 0
-             and u["outcome"] == "ok")
+             and u.outcome == "ok")
     return holds, obs
 
 
 def _r2(run: ScenarioRun, _index: Index) -> tuple[bool, dict]:
-    obs = {p: f"{_probe(run, p)['baseline']} -> {_probe(run, p)['outcome']}" for p in HOST_PROBES}
-    return all(_probe(run, p)["baseline"] == _probe(run, p)["outcome"] for p in HOST_PROBES), obs
+    obs = {p: f"{_probe(run, p).baseline} -> {_probe(run, p).outcome}" for p in HOST_PROBES}
+    return all(_probe(run, p).baseline == _probe(run, p).outcome for p in HOST_PROBES), obs
 
 
 def _a3(run: ScenarioRun, index: Index) -> tuple[bool, dict] | None:
@@ -87,13 +88,13 @@ def _a3(run: ScenarioRun, index: Index) -> tuple[bool, dict] | None:
     if base is None:
         return None
     names = ("probe_ldr_user", WINDOW_PROBE)  # the accesses PAN decides (the uaccess ones follow UAO)
-    pan_diff = sorted(n for n, p in run.observations["points"].items()
-                      if n in base.observations["points"] and base.observations["points"][n]["pan"] != p["pan"])
+    base_points = base.observations.points
+    pan_diff = sorted(n for n, p in run.observations.points.items() if n in base_points and base_points[n].pan != p.pan)
     obs = {"pan_after_return": f"{_pt(base, 'host_after_call', 'pan')} -> {_pt(run, 'host_after_call', 'pan')}",
-           **{p: f"{_probe(base, p)['outcome']} -> {_probe(run, p)['outcome']}" for p in names},
+           **{p: f"{_probe(base, p).outcome} -> {_probe(run, p).outcome}" for p in names},
            "points_where_pan_differs": pan_diff}
     same = (_pt(base, "host_after_call", "pan") == _pt(run, "host_after_call", "pan")
-            and all(_probe(base, p)["outcome"] == _probe(run, p)["outcome"] for p in names))
+            and all(_probe(base, p).outcome == _probe(run, p).outcome for p in names))
     return same, obs
 
 
@@ -102,7 +103,7 @@ def _r3(run: ScenarioRun, index: Index) -> tuple[bool, dict] | None:
     if base is None:
         return None
     p_base, p_run = _pt(base, "vcpu_run_after_guest", "pan"), _pt(run, "vcpu_run_after_guest", "pan")
-    pan1, pan0 = _probe(run, "probe_hyp_pan1")["outcome"], _probe(run, "probe_hyp_pan0")["outcome"]
+    pan1, pan0 = _probe(run, "probe_hyp_pan1").outcome, _probe(run, "probe_hyp_pan0").outcome
     obs = {"pan_at_el2_after_exit": f"v4.13 {p_base}, {run.scenario.variant} {p_run}",
            "part1_pan_bit_changes": p_base != p_run,
            "el2_load_user_page_pan1": pan1, "el2_load_user_page_pan0": pan0,
@@ -113,54 +114,55 @@ def _r3(run: ScenarioRun, index: Index) -> tuple[bool, dict] | None:
 def _a4(run: ScenarioRun, _index: Index) -> tuple[bool, dict]:
     ldr = _probe(run, "probe_ldr_user")
     obs = {"pan_before_hvc": _pt(run, "host_before_call", "pan"), "pan_after_eret": _pt(run, "host_after_call", "pan"),
-           "host_ldr_user_page": f"{ldr['baseline']} -> {ldr['outcome']}"}
-    return obs["pan_before_hvc"] == obs["pan_after_eret"] and ldr["baseline"] == ldr["outcome"], obs
+           "host_ldr_user_page": f"{ldr.baseline} -> {ldr.outcome}"}
+    return obs["pan_before_hvc"] == obs["pan_after_eret"] and ldr.baseline == ldr.outcome, obs
 
 
 def _r4(run: ScenarioRun, _index: Index) -> tuple[bool, dict] | None:
     if run.scenario.variant == "v4.13":
         call, cur = _probe(run, "probe_hyp_call_kernel"), _probe(run, "probe_hyp_current")
-        if "not_run" in (call["outcome"], cur["outcome"]):
+        if "not_run" in (call.outcome, cur.outcome):
             return None
         obs = {"hyp_calls_uao_thread_switch": _describe(call), "hyp_reads_current": _describe(cur)}
-        return call["outcome"] == "fault" and cur["outcome"] == "fault", obs
-    uts = run.observations["uao_switch"]
+        return call.outcome == "fault" and cur.outcome == "fault", obs
+    uts = run.observations.uao_switch
     if uts is None:
         return None
-    return uts["faulted"], {"world_switch_calls_uao_thread_switch": "fault" if uts["faulted"] else f"ok at EL{uts['el']}"}
+    return uts.faulted, {"world_switch_calls_uao_thread_switch": "fault" if uts.faulted else f"ok at EL{uts.el}"}
 
 
-def _describe(p: dict) -> str:
-    if p["outcome"] != "fault":
-        return p["outcome"]
-    return f"fault: {p['cause']} EL{p['el']}->EL{p['to_el']} ESR={p['esr']:#x} FAR={p['far']:#x}"
+def _describe(p: Probe) -> str:
+    if p.fault is None or p.pstate is None:
+        return p.outcome
+    f = p.fault
+    return f"fault: {f.cause} EL{p.pstate.el}->EL{f.to_el} ESR={f.esr:#x} FAR={f.far:#x}"
 
 
 def _a5(run: ScenarioRun, _index: Index) -> tuple[bool, dict] | None:
-    uts = run.observations["uao_switch"]
+    uts = run.observations.uao_switch
     k = _probe(run, "probe_uaccess_kernel")
-    obs = {"uao_thread_switch": "not called" if uts is None else ("fault" if uts["faulted"] else f"ok at EL{uts['el']}"),
+    obs = {"uao_thread_switch": "not called" if uts is None else ("fault" if uts.faulted else f"ok at EL{uts.el}"),
            "uao_before_call": _pt(run, "host_before_call", "uao"), "uao_after_return": _pt(run, "host_after_call", "uao"),
-           "kernel_ds_uaccess": k["outcome"]}
-    holds = (uts is not None and not uts["faulted"] and obs["uao_after_return"] == obs["uao_before_call"] == 1
-             and k["outcome"] == "ok")
+           "kernel_ds_uaccess": k.outcome}
+    holds = (uts is not None and not uts.faulted and obs["uao_after_return"] == obs["uao_before_call"] == 1
+             and k.outcome == "ok")
     return holds, obs
 
 
 def _r5(run: ScenarioRun, _index: Index) -> tuple[bool, dict] | None:
-    sets = [f for f in run.observations["fixups"] if f["insn"] == "msr pan, #1" and "vcpu_run_fixup" in f["at"]]
+    sets = [f for f in run.observations.fixups if f.insn == "msr pan, #1" and "vcpu_run_fixup" in f.at]
     if not sets:
         return None
     f = sets[0]
-    return f["before"]["pan"] == 1, {"pan_before_set": f["before"]["pan"], "at": f["at"]}
+    return f.before.pan == 1, {"pan_before_set": f.before.pan, "at": f.at}
 
 
 def _r6(run: ScenarioRun, _index: Index) -> tuple[bool, dict] | None:
-    uts = run.observations["uao_switch"]
+    uts = run.observations.uao_switch
     if uts is None:
         return None
-    obs = {"uao_before_switch": uts["uao_before"], "uao_after_switch": uts["uao_after"]}
-    return uts["uao_before"] == 0 and uts["uao_after"] == 0, obs
+    obs = {"uao_before_switch": uts.uao_before, "uao_after_switch": uts.uao_after}
+    return uts.uao_before == 0 and uts.uao_after == 0, obs
 
 
 def _r7a(run: ScenarioRun, index: Index) -> tuple[bool, dict] | None:
@@ -170,19 +172,19 @@ def _r7a(run: ScenarioRun, index: Index) -> tuple[bool, dict] | None:
     base = _twin(run, index)
     if base is None:
         return None
-    pan1, pan0 = _probe(run, "probe_hyp_pan1")["outcome"], _probe(run, "probe_hyp_pan0")["outcome"]
-    window = (_probe(base, WINDOW_PROBE)["outcome"], _probe(run, WINDOW_PROBE)["outcome"])
+    pan1, pan0 = _probe(run, "probe_hyp_pan1").outcome, _probe(run, "probe_hyp_pan0").outcome
+    window = (_probe(base, WINDOW_PROBE).outcome, _probe(run, WINDOW_PROBE).outcome)
     host_pan = (_pt(base, "host_after_call", "pan"), _pt(run, "host_after_call", "pan"))
-    e2h0 = [e for e in run.observations["el2_entries"] if e["e2h"] == 0]
+    e2h0 = [e for e in run.observations.el2_entries if e.e2h == 0]
     obs = {"pan_at_el2_after_exit": f"v4.13 {_pt(base, 'vcpu_run_after_guest', 'pan')}, "
                                     f"{run.scenario.variant} {_pt(run, 'vcpu_run_after_guest', 'pan')}",
            "el2_load_user_page_pan1": pan1, "el2_load_user_page_pan0": pan0,
            "el2_load_user_page_after_exit": f"v4.13 {window[0]}, {run.scenario.variant} {window[1]}",
            "host_pan_after_eret": f"v4.13 {host_pan[0]}, {run.scenario.variant} {host_pan[1]}",
-           "e2h0_entries": [f"{e['cause']} from EL{e['from_el']} at {e['at'].split(' (')[0]}: "
-                            f"PAN {e['pan_before']} -> {e['pan_after']}, SCTLR_EL2[23]={e['span']}" for e in e2h0],
+           "e2h0_entries": [f"{e.cause} from EL{e.from_el} at {e.at.split(' (')[0]}: "
+                            f"PAN {e.pan_before} -> {e.pan_after}, SCTLR_EL2[23]={e.span}" for e in e2h0],
            "reset_needed": pan1 != pan0 or window[0] != window[1] or host_pan[0] != host_pan[1],
-           "e2h0_entry_never_sets_pan": bool(e2h0) and all(e["pan_after"] == e["pan_before"] for e in e2h0)}
+           "e2h0_entry_never_sets_pan": bool(e2h0) and all(e.pan_after == e.pan_before for e in e2h0)}
     return obs["reset_needed"] and obs["e2h0_entry_never_sets_pan"], obs
 
 
@@ -190,22 +192,22 @@ def _r7b(run: ScenarioRun, _index: Index) -> list[tuple[bool, dict, dict]]:
     """VHE: every exception taken to EL2 while SCTLR_EL2.SPAN=0: did the entry set PAN? One
     result per exception, with TGE, the PAN before it and where it came from as its axes."""
     out = []
-    for e in run.observations["el2_entries"]:
-        if e["e2h"] != 1 or e["span"] != 0:
+    for e in run.observations.el2_entries:
+        if e.e2h != 1 or e.span != 0:
             continue
-        axes = {"tge": e["tge"], "pan_before": e["pan_before"], "from_el": e["from_el"], "cause": e["cause"]}
-        obs = {"exception": f"{e['cause']} from EL{e['from_el']} at {e['at']}", "tge": e["tge"], "span": e["span"],
-               "pan": f"{e['pan_before']} -> {e['pan_after']}"}
-        out.append((e["pan_after"] == 1, obs, axes))
+        axes = {"tge": e.tge, "pan_before": e.pan_before, "from_el": e.from_el, "cause": e.cause}
+        obs = {"exception": f"{e.cause} from EL{e.from_el} at {e.at}", "tge": e.tge, "span": e.span,
+               "pan": f"{e.pan_before} -> {e.pan_after}"}
+        out.append((e.pan_after == 1, obs, axes))
     return out
 
 
 def _w1(run: ScenarioRun, _index: Index) -> tuple[bool, dict]:
-    w = run.observations["window"]
+    w = run.observations.window
     p = _probe(run, WINDOW_PROBE)
-    obs = {"window_instructions": w["instructions"] if w["opened"] else 0, "closed_by": w["closed_by"],
-           "open_at_return": w["open_at_return"], "ldr_user_page_in_window": p["outcome"]}
-    return w["opened"] and p["outcome"] == "ok", obs
+    obs = {"window_instructions": w.instructions if w.opened else 0, "closed_by": w.closed_by,
+           "open_at_return": w.open_at_return, "ldr_user_page_in_window": p.outcome}
+    return w.opened and p.outcome == "ok", obs
 
 
 
@@ -217,14 +219,14 @@ CALL_CLOBBERED = ("n", "z", "c", "v")
 SHOWN_TOGETHER = {"daif": ("d", "a", "i", "f")}
 
 
-def pstate_leaks(host_pstate: dict) -> dict[str, str]:
+def pstate_leaks(host_pstate: HostPState) -> dict[str, str]:
     """{field: "before -> after"} of the host's PSTATE across the world switch (observe's
     host_pstate), condition flags left out, D/A/I/F shown as one DAIF value."""
-    changed = {f: v for f, v in host_pstate["changed"].items() if f not in CALL_CLOBBERED}
+    changed = {f: v for f, v in host_pstate.changed.items() if f not in CALL_CLOBBERED}
     out = {}
     for name, members in SHOWN_TOGETHER.items():
         if any(m in changed for m in members):
-            b, a = host_pstate["before"][name], host_pstate["after"][name]
+            b, a = getattr(host_pstate.before, name), getattr(host_pstate.after, name)
             out[name] = f"0b{b:0{len(members)}b} -> 0b{a:0{len(members)}b}"
             changed = {f: v for f, v in changed.items() if f not in members}
     out.update({f: f"{b} -> {a}" for f, (b, a) in changed.items()})
@@ -232,8 +234,8 @@ def pstate_leaks(host_pstate: dict) -> dict[str, str]:
 
 
 def _w2(run: ScenarioRun, _index: Index) -> tuple[bool, dict] | None:
-    hp = run.observations["host_pstate"]
-    if hp["before"] is None or hp["after"] is None:
+    hp = run.observations.host_pstate
+    if hp.before is None or hp.after is None:
         return None
     leaks = pstate_leaks(hp)
     return not leaks, {"leaks": leaks or "none", "compared": "host_before_call -> host_after_call"}

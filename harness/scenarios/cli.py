@@ -91,13 +91,13 @@ def main(argv: list[str]) -> int:
         print_result(Console(), result, details=args.details, reports=reports)
     firsts = {id(s.run): s for s in stopped if s.run is not None}
     for r in runs:
-        if (not r.ok or r.observations["failures"]) and id(r) not in firsts:
-            print(f"harness failure: {r.scenario.id}: {r.status}: {r.message} {r.observations['failures']}",
+        if (not r.ok or r.observations.failures) and id(r) not in firsts:
+            print(f"harness failure: {r.scenario.id}: {r.status}: {r.message} {r.observations.failures}",
                   file=sys.stderr)
     for s in stopped:
         print(f"harness failure: {s.message}; variant {s.variant} stopped there: {s.skipped} of its scenarios "
               "not run", file=sys.stderr)
-    failed = stopped or any(not r.ok or r.observations["failures"] for r in runs)
+    failed = stopped or any(not r.ok or r.observations.failures for r in runs)
     return EXIT_HARNESS if failed or reports_lost else EXIT_OK
 
 
@@ -126,7 +126,7 @@ def _variants(runs: list[ScenarioRun]) -> list[dict]:
 
 
 def _user_result(run: ScenarioRun, expect: dict[str, str]) -> dict:
-    got = {p: run.observations["probes"][p]["outcome"] for p in expect}
+    got = {p: run.observations.probes[p].outcome for p in expect}
     return {"id": run.scenario.id, "status": run.status, "expect": expect, "observed": got,
             "met": run.ok and got == expect, "outcomes": outcomes(run.to_json())}
 

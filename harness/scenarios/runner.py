@@ -12,7 +12,7 @@ from pathlib import Path
 from harness.arch.features import FEATURES_A57, FEATURES_MAX, Features
 from harness.asm import AsmError, Image
 from harness.machine import Board, BoardError, BoardState
-from harness.scenarios.observe import observe
+from harness.scenarios.observe import Observations, observe
 from harness.scenarios.patch import PatchError, diff_line_of
 from harness.scenarios.scenario import Scenario
 from harness.scenarios.world import (
@@ -62,7 +62,7 @@ class ScenarioRun:
     message: str
     icount: int
     events: list[ev.Event]
-    observations: dict
+    observations: Observations
     seconds: float = 0.0
     labels: dict[str, int] = field(default_factory=dict)
 
@@ -73,7 +73,7 @@ class ScenarioRun:
     def to_json(self) -> dict:
         return {"id": self.scenario.id, "variant": self.scenario.variant, "config_id": self.scenario.config_id,
                 "config": self.scenario.to_json(), "axes": self.scenario.axes(), "status": self.status, "message": self.message,
-                "icount": self.icount, "observations": self.observations}
+                "icount": self.icount, "observations": self.observations.to_json()}
 
 
 class _Booted:
@@ -209,7 +209,7 @@ def run_scenarios(
             out.append(run)
             if progress is not None:
                 progress(run)
-            if first and stopped is not None and (not run.ok or run.observations["failures"]):
+            if first and stopped is not None and (not run.ok or run.observations.failures):
                 dead[variant] = StoppedVariant(sc.variant, f"{sc.id}: {run.status}: {run.message}", run)
                 stopped.append(dead[variant])
             if i == last[key]:   # no later scenario boots from it

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from harness.scenarios.claims import CALL_CLOBBERED, SHOWN_TOGETHER
-from harness.scenarios.observe import PSTATE_FIELD_NAMES
+from harness.scenarios.observe import PSTATE_FIELD_NAMES, Observations
 from harness.scenarios.scenario import Scenario
 from harness.scenarios.world import BASE_VARIANT, PHASES, PROBES
 
@@ -29,14 +29,13 @@ def outcomes(s: dict) -> dict[str, str]:
     D/A/I/F as one DAIF value in binary)."""
     if s["status"] != "poweroff":
         return {"run": s["status"]}
-    o = s["observations"]
-    probes = sorted(o["probes"], key=lambda n: (PROBES.index(n) if n in PROBES else len(PROBES), n))
-    out = {name.removeprefix("probe_"): o["probes"][name]["outcome"] for name in probes}
-    after = o["points"].get(_AFTER, {})
-    for f in _FIELD_ORDER:
-        if f in after:
-            v = after[f]
-            out[f"{f.upper()} after"] = f"{v:0{len(SHOWN_TOGETHER[f])}b}" if f in SHOWN_TOGETHER else str(v)
+    o = Observations.from_json(s["observations"])
+    probes = sorted(o.probes, key=lambda n: (PROBES.index(n) if n in PROBES else len(PROBES), n))
+    out = {name.removeprefix("probe_"): o.probes[name].outcome for name in probes}
+    after = o.points.get(_AFTER)
+    for f in _FIELD_ORDER if after is not None else ():
+        v = getattr(after, f)
+        out[f"{f.upper()} after"] = f"{v:0{len(SHOWN_TOGETHER[f])}b}" if f in SHOWN_TOGETHER else str(v)
     return out
 
 
@@ -291,10 +290,10 @@ class Phase:
 def phases(s: dict, end: int) -> list[Phase]:
     """The kernel phases a scenario went through (world.PHASES), from the instruction counts
     of its observation points and guest exit; a phase whose start was not reached is left out."""
-    o = s["observations"]
-    at = {name: p["icount"] for name, p in o["points"].items()}
-    if o.get("exit"):
-        at["guest exit"] = o["exit"]["icount"]
+    o = Observations.from_json(s["observations"])
+    at = {name: p.icount for name, p in o.points.items()}
+    if o.exit is not None:
+        at["guest exit"] = o.exit.icount
     starts = [(name, at[label]) for name, label in PHASES if label in at]
     starts.sort(key=lambda x: x[1])
     return [Phase(name, t, starts[i + 1][1] if i + 1 < len(starts) else end) for i, (name, t) in enumerate(starts)]
@@ -302,12 +301,11 @@ def phases(s: dict, end: int) -> list[Phase]:
 
 def exposure_window(s: dict) -> Phase | None:
     """EL2 with PAN=0 after the guest exit (observe.py's window), as a span."""
-    o = s["observations"]
-    w = o.get("window") or {}
-    if not w.get("opened") or not o.get("exit"):
+    o = Observations.from_json(s["observations"])
+    if not o.window.opened or o.exit is None:
         return None
-    t = o["exit"]["icount"]
-    n = w["instructions"]
+    t = o.exit.icount
+    n = o.window.instructions
     if n is None:
         return None
     return Phase(f"exposure window: EL2 with PAN=0, {n} instructions", t, t + n)
