@@ -78,11 +78,7 @@ def plot_timeline(events: list[ev.Event], path: Path, *, title: str, start: int 
     steps, markers = pstate_timeline(events, initial)
     if not steps:
         return Layout()
-    if start is not None:
-        before = [s for s in steps if s.icount <= start]
-        steps = ([before[-1].__class__(start, before[-1].pstate, "start")] if before else []) + \
-            [s for s in steps if s.icount > start]
-        markers = [m for m in markers if m.icount >= start]
+    steps, markers = _from(steps, markers, start)
     end = max(e.icount for e in events) if events else steps[-1].icount + 1
     x0, x1 = steps[0].icount, max(end, steps[-1].icount + 1)
     pad = (x1 - x0) * 0.01
@@ -90,25 +86,10 @@ def plot_timeline(events: list[ev.Event], path: Path, *, title: str, start: int 
     rows = [_row(f) for f in _ALWAYS] + [_row(f) for f in PSTATE_FIELDS
                                          if f not in _NOT_DRAWN and len({getattr(s.pstate, f) for s in steps}) > 1]
     phases = [p for p in phases if p.end > xlim[0] and p.start < xlim[1]]
-
-    # Marker labels, rotated: along x each needs only its line height / sin(angle); the axes
-    # end early enough for the last label to fit in the figure.
     marks = [(m.icount, m.text.replace("->", "→"), _ENTRY if m.kind == "entry" else _ERET) for m in markers]
-    ang = math.radians(MARK_ANGLE)
-    sizes = [_text_size(t, MARK_FONT) for _x, t, _c in marks]
-    run_x = [w * math.cos(ang) + h * math.sin(ang) for w, h in sizes]
-    rise = max((w * math.sin(ang) + h for w, h in sizes), default=10.0)
-    sep = max((h for _w, h in sizes), default=10.0) / math.sin(ang) + 2
-    fig_w = WIDTH_IN * DPI
-    right = RIGHT
-    for _ in range(4):  # narrow the axes until the last rotated label ends inside the figure
-        to_px = _x_to_px(xlim, right)
-        axes_px = (LEFT * fig_w, right * fig_w)
-        mark_px = _spread([to_px(x) for x, _t, _c in marks], [0.0] * len(marks), sep, axes_px)
-        over = max((px + r for px, r in zip(mark_px, run_x, strict=True)), default=0.0) - (fig_w - 8)
-        if over <= 0:
-            break
-        right -= over / fig_w
+    right, placed, mark_px, rise = _place_marks(marks, xlim)
+    axes_px = (LEFT * WIDTH_IN * DPI, placed * WIDTH_IN * DPI)
+    to_px, from_px = _x_to_px(xlim, placed), _px_to_x(xlim, right)
     phase_w = [_text_size(p.name, PHASE_FONT)[0] for p in phases]
     phase_px = _spread([to_px((p.start + p.end) / 2) for p in phases], phase_w, 10.0, axes_px)
 
@@ -119,61 +100,13 @@ def plot_timeline(events: list[ev.Event], path: Path, *, title: str, start: int 
     fig, axes = plt.subplots(len(heights), 1, sharex=True, figsize=(WIDTH_IN, fig_h), dpi=DPI,
                              gridspec_kw={"height_ratios": heights, "hspace": 0.12 * len(heights) / sum(heights)})
     fig.subplots_adjust(left=LEFT, right=right, top=1 - top_in / fig_h, bottom=bottom_in / fig_h)
-    mark_ax, sig_axes = axes[0], axes[1:1 + len(rows)]
     colour = _phase_colours(phases)
-    texts: list[tuple[str, Text]] = []
-    from_px = _px_to_x(xlim, right)
-
-    # the signals, over the phases' background and the shaded spans
-    for ax, (name, get, (lo, hi)) in zip(sig_axes, rows, strict=True):
-        for p in phases:
-            ax.axvspan(p.start, p.end, color=colour[p.name], alpha=0.45, linewidth=0, zorder=0)
-        for s in shade:
-            ax.axvspan(s.start, s.end, facecolor=_WINDOW, alpha=0.18, hatch="///", edgecolor=_WINDOW,
-                       linewidth=0, zorder=1)
-        xs = [s.icount for s in steps] + [x1]
-        ys = [get(s.pstate) for s in steps]
-        ax.step(xs, ys + ys[-1:], where="post", color="#1f4e79", linewidth=1.8, zorder=3)
-        for x, _t, c in marks:
-            ax.axvline(x, color=c, linewidth=0.9, alpha=0.8, zorder=2, linestyle="-" if c == _ENTRY else (0, (4, 2)))
-        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=AXIS_FONT, fontweight="bold")
-        margin = 0.35 * max(1, hi / 3)
-        ax.set_ylim(lo - margin, hi + margin)
-        ax.set_yticks(range(lo, hi + 1) if hi <= 3 else [lo, hi])
-        ax.tick_params(labelsize=AXIS_FONT - 1)
-        ax.grid(axis="y", color="#dddddd", linewidth=0.6, zorder=0)
-
-    # exception entries and returns: a rotated label each, joined to its instruction
-    _track(mark_ax, 1.0)
-    lift = 8 / (mark_h * DPI)            # the leader's rise, as a fraction of the track
-    for (x, text, c), px in zip(marks, mark_px, strict=True):
-        lx = from_px(px)
-        mark_ax.plot([x, x, lx], [0, lift * 0.5, lift], color=c, linewidth=0.7, alpha=0.9)
-        texts.append(("marks", mark_ax.text(lx, lift, text, fontsize=MARK_FONT, color=c, ha="left", va="bottom",
-                                            rotation=MARK_ANGLE, rotation_mode="anchor")))
-
-    # the kernel phases: a band of spans, each named above it
+    for ax, row in zip(axes[1:1 + len(rows)], rows, strict=True):
+        _draw_signal(ax, row, steps, x1, marks, phases, colour, shade)
+    texts = _draw_marks(axes[0], marks, [from_px(px) for px in mark_px], 8 / (mark_h * DPI))
     if phases:
-        ph_ax = axes[-1]
-        _track(ph_ax, 1.0)
-        for p, px in zip(phases, phase_px, strict=True):
-            ph_ax.axvspan(p.start, p.end, ymin=0, ymax=0.32, color=colour[p.name], linewidth=0)
-            ph_ax.plot([p.start, p.start], [0, 0.32], color="#888888", linewidth=0.6)
-            xm = (p.start + p.end) / 2
-            ph_ax.plot([xm, xm, from_px(px)], [0.3, 0.42, 0.55], color="#666666", linewidth=0.6)
-            texts.append(("phases", ph_ax.text(from_px(px), 0.56, p.name, fontsize=PHASE_FONT, ha="center",
-                                               va="bottom", color="#222222")))
-        ph_ax.set_ylabel("phase", rotation=0, ha="right", va="center", fontsize=AXIS_FONT, fontweight="bold")
-
-    axes[-1].set_xlim(*xlim)
-    axes[-1].set_xlabel("instructions executed", fontsize=AXIS_FONT)
-    axes[-1].tick_params(axis="x", labelsize=AXIS_FONT - 1)
-    handles = [Line2D([], [], color=_ENTRY, linewidth=1.2, label="exception entry"),
-               Line2D([], [], color=_ERET, linewidth=1.2, linestyle=(0, (4, 2)), label="ERET")]
-    handles += [Patch(facecolor=_WINDOW, alpha=0.3, hatch="///", edgecolor=_WINDOW, label=s.name) for s in shade]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=AXIS_FONT - 0.5, frameon=False,
-               bbox_to_anchor=(0.5, 0.0))
-    fig.suptitle(title, fontsize=AXIS_FONT + 1, y=1 - 0.12 / fig_h, va="top")
+        texts += _draw_phases(axes[-1], phases, [from_px(px) for px in phase_px], colour)
+    _finish(fig, axes[-1], xlim, shade, title, fig_h)
     fig.savefig(path)
     layout = Layout((fig.bbox.width, fig.bbox.height),
                     [Label(track, t.get_text(), tuple(t.get_window_extent().extents),
@@ -181,6 +114,101 @@ def plot_timeline(events: list[ev.Event], path: Path, *, title: str, start: int 
                      for track, t in texts], [name for name, _g, _r in rows])
     plt.close(fig)
     return layout
+
+
+def _from(steps: list, markers: list, start: int | None) -> tuple[list, list]:
+    """The timeline from `start` on, the PSTATE held at `start` as its first step."""
+    if start is None:
+        return steps, markers
+    before = [s for s in steps if s.icount <= start]
+    steps = ([before[-1].__class__(start, before[-1].pstate, "start")] if before else []) + \
+        [s for s in steps if s.icount > start]
+    return steps, [m for m in markers if m.icount >= start]
+
+
+def _place_marks(marks: list[tuple[int, str, str]],
+                 xlim: tuple[float, float]) -> tuple[float, float, list[float], float]:
+    """(the axes' right edge, the right edge the labels were placed for (the one before the last
+    narrowing when all four rounds narrow), each marker label's x in pixels, the labels' rise).
+    Rotated, each label needs along x only its line height / sin(angle); the axes end early
+    enough for the last label to fit in the figure."""
+    ang = math.radians(MARK_ANGLE)
+    sizes = [_text_size(t, MARK_FONT) for _x, t, _c in marks]
+    run_x = [w * math.cos(ang) + h * math.sin(ang) for w, h in sizes]
+    rise = max((w * math.sin(ang) + h for w, h in sizes), default=10.0)
+    sep = max((h for _w, h in sizes), default=10.0) / math.sin(ang) + 2
+    fig_w = WIDTH_IN * DPI
+    right = RIGHT
+    for _ in range(4):  # narrow the axes until the last rotated label ends inside the figure
+        placed, to_px = right, _x_to_px(xlim, right)
+        mark_px = _spread([to_px(x) for x, _t, _c in marks], [0.0] * len(marks), sep, (LEFT * fig_w, right * fig_w))
+        over = max((px + r for px, r in zip(mark_px, run_x, strict=True)), default=0.0) - (fig_w - 8)
+        if over <= 0:
+            break
+        right -= over / fig_w
+    return right, placed, mark_px, rise
+
+
+def _draw_signal(ax, row: tuple, steps: list, x1: int, marks: list, phases: Sequence[Span], colour: dict[str, str],
+                 shade: Sequence[Span]) -> None:
+    """One signal row, over the phases' background and the shaded spans."""
+    name, get, (lo, hi) = row
+    for p in phases:
+        ax.axvspan(p.start, p.end, color=colour[p.name], alpha=0.45, linewidth=0, zorder=0)
+    for s in shade:
+        ax.axvspan(s.start, s.end, facecolor=_WINDOW, alpha=0.18, hatch="///", edgecolor=_WINDOW,
+                   linewidth=0, zorder=1)
+    xs = [s.icount for s in steps] + [x1]
+    ys = [get(s.pstate) for s in steps]
+    ax.step(xs, ys + ys[-1:], where="post", color="#1f4e79", linewidth=1.8, zorder=3)
+    for x, _t, c in marks:
+        ax.axvline(x, color=c, linewidth=0.9, alpha=0.8, zorder=2, linestyle="-" if c == _ENTRY else (0, (4, 2)))
+    ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=AXIS_FONT, fontweight="bold")
+    margin = 0.35 * max(1, hi / 3)
+    ax.set_ylim(lo - margin, hi + margin)
+    ax.set_yticks(range(lo, hi + 1) if hi <= 3 else [lo, hi])
+    ax.tick_params(labelsize=AXIS_FONT - 1)
+    ax.grid(axis="y", color="#dddddd", linewidth=0.6, zorder=0)
+
+
+def _draw_marks(ax, marks: list, label_x: list[float], lift: float) -> list[tuple[str, Text]]:
+    """Exception entries and returns: a rotated label each, joined to its instruction (`lift`:
+    the leader's rise, as a fraction of the track)."""
+    _track(ax, 1.0)
+    texts = []
+    for (x, text, c), lx in zip(marks, label_x, strict=True):
+        ax.plot([x, x, lx], [0, lift * 0.5, lift], color=c, linewidth=0.7, alpha=0.9)
+        texts.append(("marks", ax.text(lx, lift, text, fontsize=MARK_FONT, color=c, ha="left", va="bottom",
+                                       rotation=MARK_ANGLE, rotation_mode="anchor")))
+    return texts
+
+
+def _draw_phases(ax, phases: Sequence[Span], label_x: list[float], colour: dict[str, str]) -> list[tuple[str, Text]]:
+    """The kernel phases: a band of spans, each named above it."""
+    _track(ax, 1.0)
+    texts = []
+    for p, lx in zip(phases, label_x, strict=True):
+        ax.axvspan(p.start, p.end, ymin=0, ymax=0.32, color=colour[p.name], linewidth=0)
+        ax.plot([p.start, p.start], [0, 0.32], color="#888888", linewidth=0.6)
+        xm = (p.start + p.end) / 2
+        ax.plot([xm, xm, lx], [0.3, 0.42, 0.55], color="#666666", linewidth=0.6)
+        texts.append(("phases", ax.text(lx, 0.56, p.name, fontsize=PHASE_FONT, ha="center", va="bottom",
+                                        color="#222222")))
+    ax.set_ylabel("phase", rotation=0, ha="right", va="center", fontsize=AXIS_FONT, fontweight="bold")
+    return texts
+
+
+def _finish(fig, bottom_ax, xlim: tuple[float, float], shade: Sequence[Span], title: str, fig_h: float) -> None:
+    """The time axis, the legend and the title."""
+    bottom_ax.set_xlim(*xlim)
+    bottom_ax.set_xlabel("instructions executed", fontsize=AXIS_FONT)
+    bottom_ax.tick_params(axis="x", labelsize=AXIS_FONT - 1)
+    handles = [Line2D([], [], color=_ENTRY, linewidth=1.2, label="exception entry"),
+               Line2D([], [], color=_ERET, linewidth=1.2, linestyle=(0, (4, 2)), label="ERET")]
+    handles += [Patch(facecolor=_WINDOW, alpha=0.3, hatch="///", edgecolor=_WINDOW, label=s.name) for s in shade]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=AXIS_FONT - 0.5, frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle(title, fontsize=AXIS_FONT + 1, y=1 - 0.12 / fig_h, va="top")
 
 
 def _getter(field: str):
