@@ -188,8 +188,18 @@ def _html(result: dict, pngs: dict[str, Path], date: str) -> str:
              f"<p class='answer' id='answer'><b>Answer.</b> {e(summary.answer(result))}</p>",
              f"<p class='run'>{e(_run_line(result, date))}</p>",
              "<nav><a href='#claims'>Claims</a> · <a href='#variants'>Where the variants differ</a> · "
-             "<a href='#comparison'>Every configuration</a> · <a href='#scenarios'>Scenarios</a></nav>",
-             "<h2>Claims</h2><table id='claims'><tr><th>id</th><th>role</th><th>claim</th><th>verdict</th>"
+             "<a href='#comparison'>Every configuration</a> · <a href='#scenarios'>Scenarios</a></nav>"]
+    parts += _html_claims(result) + _html_leaks_and_variants(result)
+    base, part = _html_differences(result)
+    parts += part + _html_comparison(result, base) + _html_scenarios(result, pngs)
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _html_claims(result: dict) -> list[str]:
+    """The claims table, then each claim's evidence in full (folded)."""
+    e = html.escape
+    parts = ["<h2>Claims</h2><table id='claims'><tr><th>id</th><th>role</th><th>claim</th><th>verdict</th>"
              "<th>conditions</th><th>evidence</th></tr>"]
     for c in result["claims"]:
         ev_links = ", ".join(f"<a href='#{_slug(x['scenario'])}'>{e(x['scenario'])}</a>"
@@ -205,7 +215,13 @@ def _html(result: dict, pngs: dict[str, Path], date: str) -> str:
             parts.append(f"<tr><td><a href='#{_slug(x['scenario'])}'>{e(x['scenario'])}</a></td><td>{x['holds']}</td>"
                          f"<td><code>{e(json.dumps(x['observed'], sort_keys=True))}</code></td></tr>")
         parts.append("</table></details>")
+    return parts
 
+
+def _html_leaks_and_variants(result: dict) -> list[str]:
+    """W2's leaks per variant, and what each variant models."""
+    e = html.escape
+    parts = []
     leaks = summary.leaks_by_variant(result)
     if leaks:
         parts.append(f"<h2>What the world switch does not give back (W2, per variant)</h2><p>{e(_W2_LEGEND)}</p>"
@@ -216,8 +232,14 @@ def _html(result: dict, pngs: dict[str, Path], date: str) -> str:
         parts.append("<h2>Variants</h2><table id='provenance'><tr><th>variant</th><th>applies to</th><th>models</th></tr>"
                      + "".join(f"<tr><td>{e(v['name'])}</td><td>{e(v['applies_to'] or '-')}</td>"
                                f"<td>{e(v['provenance'])}</td></tr>" for v in result["variants"]) + "</table>")
+    return parts
+
+
+def _html_differences(result: dict) -> tuple[str | None, list[str]]:
+    """(the baseline variant, where the variants differ from it, per variant)."""
+    e = html.escape
     base, n, diffs = summary.variant_differences(result)
-    parts.append("<h2>Where the variants differ</h2>")
+    parts = ["<h2>Where the variants differ</h2>"]
     if not diffs:
         parts.append(f"<p>One variant ran ({e(str(base))}, {n} configurations): nothing to compare.</p>")
     parts.append(f"<table id='variants'><caption>against {e(str(base))}, "
@@ -227,11 +249,16 @@ def _html(result: dict, pngs: dict[str, Path], date: str) -> str:
         parts.append(f"<tr><td>{e(d.variant)}</td><td>{len(d.configs)}</td><td>{e(' or '.join(d.where) or 'nowhere')}"
                      f"</td><td>{e(summary.change_text(d.changes) or 'same outcomes as ' + str(base))}</td></tr>")
     parts.append("</table>")
+    return base, parts
 
+
+def _html_comparison(result: dict, base: str | None) -> list[str]:
+    """Every configuration under every variant, the cells that differ from `base` highlighted."""
+    e = html.escape
     variants, rows = summary.matrix_rows(result)
     keys = summary.differing_outcomes(result)
-    parts.append("<h2>Every configuration under every variant</h2><table id='comparison'><tr><th>configuration</th>"
-                 + "".join(f"<th>{e(v)}</th>" for v in variants) + "</tr>")
+    parts = ["<h2>Every configuration under every variant</h2><table id='comparison'><tr><th>configuration</th>"
+             + "".join(f"<th>{e(v)}</th>" for v in variants) + "</tr>"]
     for cid, cells in rows.items():
         ref = summary.cell(cells[base], keys) if base in cells else None
         tds = []
@@ -244,11 +271,16 @@ def _html(result: dict, pngs: dict[str, Path], date: str) -> str:
             tds.append(f"<td{cls}><a href='#{_slug(cells[v]['id'])}'>{e(c)}</a></td>")
         parts.append(f"<tr><td>{e(cid)}</td>{''.join(tds)}</tr>")
     parts.append(f"</table><p>{e(summary.cell_legend(keys))}. Highlighted: differs from {e(str(base))}.</p>")
+    return parts
 
-    parts.append(f"<h2 id='scenarios'>Scenarios</h2><p>Timelines: the kernel phases shaded, the exposure window "
-                 f"(EL2 with PAN=0 after the guest exit) hatched. Each VCD opens in GTKWave. Every observation of "
-                 f"every scenario: <a href='{RESULT_JSON}'>{RESULT_JSON}</a> (as <code>--json</code> prints it); "
-                 f"here in full for the scenarios with a timeline.</p>")
+
+def _html_scenarios(result: dict, pngs: dict[str, Path]) -> list[str]:
+    """Each scenario, folded; those with a timeline open, with the picture and their observations."""
+    e = html.escape
+    parts = [f"<h2 id='scenarios'>Scenarios</h2><p>Timelines: the kernel phases shaded, the exposure window "
+             f"(EL2 with PAN=0 after the guest exit) hatched. Each VCD opens in GTKWave. Every observation of "
+             f"every scenario: <a href='{RESULT_JSON}'>{RESULT_JSON}</a> (as <code>--json</code> prints it); "
+             f"here in full for the scenarios with a timeline.</p>"]
     for s in result["scenarios"]:
         sid = s["id"]
         img = obs = ""
@@ -260,5 +292,4 @@ def _html(result: dict, pngs: dict[str, Path], date: str) -> str:
         parts.append(f"<details id='{e(_slug(sid))}'{' open' if img else ''}><summary>{e(sid)}: {e(s['status'])}, "
                      f"{s['icount']} instructions</summary>{img}<p>{e(outs)}. <a class='vcd' "
                      f"href='vcd/{e(_slug(sid))}.vcd'>VCD</a></p>{obs}</details>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return parts
