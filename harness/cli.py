@@ -130,11 +130,8 @@ class _Uart:
             self.board.interrupt()
 
 
-def _run(argv: list[str]) -> int:
-    from harness.asm import AsmError, load_program
-    from harness.machine.board import DEFAULT_MAX_INSNS, Board, BoardError
-    from harness.machine.sigint import stop_on_sigint
-    from harness.trace.events import StopReason, write_jsonl
+def _run_parser() -> argparse.ArgumentParser:
+    from harness.machine.board import DEFAULT_MAX_INSNS
 
     ap = ArgumentParser(prog="python -m harness run", description="Run an AArch64 program on the emulated board.")
     ap.add_argument("program", help=".S (assembled by the harness), .elf, or .bin with --load-addr")
@@ -147,8 +144,15 @@ def _run(argv: list[str]) -> int:
     ap.add_argument("--trace-insns", metavar="FILE", help="write an instruction trace (slow: a hook per instruction)")
     ap.add_argument("-D", dest="defines", type=define_arg, action="append", default=[], metavar="NAME[=VALUE]",
                     help="preprocessor define for .S input")
-    args = ap.parse_args(argv)
+    return ap
 
+
+def _run(argv: list[str]) -> int:
+    from harness.asm import AsmError, load_program
+    from harness.machine.board import Board, BoardError
+    from harness.machine.sigint import stop_on_sigint
+
+    args = _run_parser().parse_args(argv)
     uart = _Uart()
     board = events_file = trace_file = None
     outputs: list[IO[str]] = []
@@ -171,26 +175,33 @@ def _run(argv: list[str]) -> int:
     try:
         with stop_on_sigint(board):
             result = board.run(args.max_insns)
-        uart.flush()
-        if events_file:
-            write_jsonl(result.events, events_file)
-        if trace_file:
-            for line in board.trace_lines():
-                trace_file.write(line + "\n")
-        if result.ok:
-            return EXIT_OK
-        if uart.closed:
-            return EXIT_SIGPIPE  # stdout's reader went away: quiet, as a process killed by SIGPIPE
-        pc = result.pc
-        where = board.location(pc)
-        at = where if where == f"{pc:#x}" else f"{pc:#x} {where}"
-        print(one_line(f"stopped ({result.status}): {result.message} at PC {at} after {result.icount:,} instructions"),
-              file=sys.stderr)
-        return EXIT_INTERRUPTED if result.status == StopReason.INTERRUPT else EXIT_STOPPED
+        return _run_end(board, result, uart, events_file, trace_file)
     finally:
         for f in outputs:
             f.close()
         board.close()
+
+
+def _run_end(board, result, uart: _Uart, events_file: IO[str] | None, trace_file: IO[str] | None) -> int:
+    """Write the run's outputs and say how it ended: its exit status."""
+    from harness.trace.events import StopReason, write_jsonl
+
+    uart.flush()
+    if events_file:
+        write_jsonl(result.events, events_file)
+    if trace_file:
+        for line in board.trace_lines():
+            trace_file.write(line + "\n")
+    if result.ok:
+        return EXIT_OK
+    if uart.closed:
+        return EXIT_SIGPIPE  # stdout's reader went away: quiet, as a process killed by SIGPIPE
+    pc = result.pc
+    where = board.location(pc)
+    at = where if where == f"{pc:#x}" else f"{pc:#x} {where}"
+    print(one_line(f"stopped ({result.status}): {result.message} at PC {at} after {result.icount:,} instructions"),
+          file=sys.stderr)
+    return EXIT_INTERRUPTED if result.status == StopReason.INTERRUPT else EXIT_STOPPED
 
 
 def _available(module: str) -> bool:

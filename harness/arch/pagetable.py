@@ -109,9 +109,38 @@ def translate(
 ) -> Translation:
     """Walk the stage-1 tables for `va` and check `access` (AArch64.FirstStageTranslate)."""
     va &= (1 << 64) - 1
-    ttbr0_name, ttbr1_name, tcr_name, sctlr_name = _regs(regime)
+    _ttbr0, _ttbr1, tcr_name, sctlr_name = _regs(regime)
     if not SCTLR.M.isset(regs.get(sctlr_name, 0)):
         return Translation(va, va, 0, None, 0, 0, 0, 0, f"{sctlr_name}.M=0: MMU off, flat mapping")
+    base = _walk_base(regime, regs, va)
+    if isinstance(base, Translation):
+        return base
+    walk = _walk(read_u64, va, *base)
+    if isinstance(walk, Translation):
+        return walk
+    level, desc, size, ap_table, xn_table, pxn_table = walk
+    pa = (desc & _OA_MASK & ~(size - 1)) | (va & (size - 1))
+    ap = (desc >> 6) & 3
+    uxn = (desc >> 54) & 1 | xn_table
+    pxn = (desc >> 53) & 1 | pxn_table
+    # Hierarchical APTable: bit 0 removes EL0 access, bit 1 removes write access.
+    if ap_table & 1:
+        ap &= ~0b01
+    if ap_table & 2:
+        ap |= 0b10
+    if not (desc >> 10) & 1:
+        return Translation(va, None, level, FaultType.ACCESS_FLAG, desc, ap, pxn, uxn, f"AF=0 in the level {level} descriptor")
+    why = _check_permission(regime, regs, access, pstate, ap, pxn, uxn)
+    if why is not None:
+        return Translation(va, None, level, FaultType.PERMISSION, desc, ap, pxn, uxn, why)
+    return Translation(va, pa, level, None, desc, ap, pxn, uxn, f"mapped at level {level}, AP={ap:02b}")
+
+
+def _walk_base(regime: Regime, regs: Mapping[str, int], va: int) -> tuple[int, int] | Translation:
+    """(input size in bits, the table base) of the walk for `va`: TTBR0 or TTBR1 by VA[63] with
+    that half's TCR.TnSZ, or the translation fault when the VA is outside its range or the walk
+    is disabled (TCR.EPDn)."""
+    ttbr0_name, ttbr1_name, tcr_name, _sctlr = _regs(regime)
     tcr = regs.get(tcr_name, 0)
     upper = bool(va >> 63)
     if upper:
@@ -126,6 +155,13 @@ def translate(
         return _fault(va, 0, FaultType.TRANSLATION, f"VA outside the {inputsize}-bit range of {'TTBR1' if upper else 'TTBR0'}")
     if epd:
         return _fault(va, 0, FaultType.TRANSLATION, f"walks disabled by {tcr_name}.EPD{int(upper)}")
+    return inputsize, ttbr
+
+
+def _walk(read_u64: Callable[[int], int], va: int, inputsize: int,
+          ttbr: int) -> tuple[int, int, int, int, int, int] | Translation:
+    """The leaf (level, descriptor, block size, APTable, XNTable, PXNTable gathered on the way)
+    or the translation fault at the first invalid descriptor."""
     start = 4 - -(-(inputsize - 12) // 9)  # 4 - ceil((inputsize - 12) / 9): the level resolving the top bits
     level = start
     table = ttbr & 0x0000_FFFF_FFFF_FFFE
@@ -144,23 +180,7 @@ def translate(
             table = desc & _OA_MASK
             level += 1
             continue
-        break
-    size = 1 << shift
-    pa = (desc & _OA_MASK & ~(size - 1)) | (va & (size - 1))
-    ap = (desc >> 6) & 3
-    uxn = (desc >> 54) & 1 | xn_table
-    pxn = (desc >> 53) & 1 | pxn_table
-    # Hierarchical APTable: bit 0 removes EL0 access, bit 1 removes write access.
-    if ap_table & 1:
-        ap &= ~0b01
-    if ap_table & 2:
-        ap |= 0b10
-    if not (desc >> 10) & 1:
-        return Translation(va, None, level, FaultType.ACCESS_FLAG, desc, ap, pxn, uxn, f"AF=0 in the level {level} descriptor")
-    why = _check_permission(regime, regs, access, pstate, ap, pxn, uxn)
-    if why is not None:
-        return Translation(va, None, level, FaultType.PERMISSION, desc, ap, pxn, uxn, why)
-    return Translation(va, pa, level, None, desc, ap, pxn, uxn, f"mapped at level {level}, AP={ap:02b}")
+        return level, desc, 1 << shift, ap_table, xn_table, pxn_table
 
 
 def _fault(va: int, level: int, fault: FaultType, reason: str, desc: int = 0) -> Translation:

@@ -134,14 +134,10 @@ def main(argv: list[str] | None = None) -> int:
               "bash .ci/run installs them)", file=sys.stderr)
         return EXIT_USAGE
     save = None if args.no_save else args.json or (QUICK_JSON if args.quick else FIDELITY_JSON)
-    problems = [_output_problem(save, "--json", create_parent=args.json is None)] if save else []
     build = args.build_dir or BUILD_DIR
-    if build.exists():
-        problems.append(None if build.is_dir() else f"--build-dir {build}: not a directory")
-    else:
-        problems.append(_output_problem(build, "--build-dir", create_parent=args.build_dir is None))
-    for p in filter(None, problems):
-        print(one_line(f"fidelity: {p}"), file=sys.stderr)
+    problem = next(filter(None, _output_problems(args, save, build)), None)
+    if problem:
+        print(one_line(f"fidelity: {problem}"), file=sys.stderr)
         return EXIT_USAGE
     cases = select_cases(args.samples, args.seed, quick=args.quick)
     try:
@@ -152,18 +148,45 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # the build directory went away or filled up during the run
         print(one_line(f"fidelity: {e.filename or ''}: {e.strerror or e}"), file=sys.stderr)
         return EXIT_FAIL
-    source_words = None
-    if not args.no_sources:
-        from harness.fidelity.words import compare_words, project_sources
+    source_words = None if args.no_sources else _source_words()
+    _print_result(res, source_words, args)
+    if save is not None:
+        try:
+            save.write_text(json.dumps(to_json(res, source_words, args.seed, args.samples, args.quick), indent=1) + "\n")
+        except OSError as e:
+            print(one_line(f"fidelity: --json {save}: {e.strerror or e}"), file=sys.stderr)
+            return EXIT_FAIL
+        if args.quick and args.json is None:
+            print(f"quick run: figures saved to {save}, not {FIDELITY_JSON} (the full run's)")
+    ok = res.ok and not (source_words and source_words[2])
+    return EXIT_OK if ok else EXIT_FAIL
 
-        srcs = project_sources()
-        total, bad = 0, []
-        for s in srcs:
-            n, b = compare_words(s)
-            total += n
-            bad += b
-        source_words = (len(srcs), total, bad)
 
+def _output_problems(args: argparse.Namespace, save: Path | None, build: Path) -> list[str | None]:
+    """What is wrong with the places the run writes to (--json, --build-dir), before it starts."""
+    problems = [_output_problem(save, "--json", create_parent=args.json is None)] if save else []
+    if build.exists():
+        problems.append(None if build.is_dir() else f"--build-dir {build}: not a directory")
+    else:
+        problems.append(_output_problem(build, "--build-dir", create_parent=args.build_dir is None))
+    return problems
+
+
+def _source_words() -> tuple[int, int, list[str]]:
+    """(project sources, their instructions, the words where keystone and GNU as differ)."""
+    from harness.fidelity.words import compare_words, project_sources
+
+    srcs = project_sources()
+    total, bad = 0, []
+    for s in srcs:
+        n, b = compare_words(s)
+        total += n
+        bad += b
+    return len(srcs), total, bad
+
+
+def _print_result(res: FidelityResult, source_words: tuple[int, int, list[str]] | None,
+                  args: argparse.Namespace) -> None:
     shown = 0
     for r in res.results:
         if r.verdict.status in ("differ", "missing") and shown < args.show:
@@ -184,13 +207,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"agrees with QEMU {res.qemu_version} on {res.count('agree')}/{res.compared} cases "
           f"({res.count('excluded')} excluded and {len(res.harness_only)} harness-only by the reviewed list)"
           + (" [quick run]" if args.quick else ""))
-    if save is not None:
-        try:
-            save.write_text(json.dumps(to_json(res, source_words, args.seed, args.samples, args.quick), indent=1) + "\n")
-        except OSError as e:
-            print(one_line(f"fidelity: --json {save}: {e.strerror or e}"), file=sys.stderr)
-            return EXIT_FAIL
-        if args.quick and args.json is None:
-            print(f"quick run: figures saved to {save}, not {FIDELITY_JSON} (the full run's)")
-    ok = res.ok and not (source_words and source_words[2])
-    return EXIT_OK if ok else EXIT_FAIL
