@@ -49,7 +49,8 @@ def _positive(text: str) -> int:
     return n
 
 
-def _load_addr(text: str) -> int:
+def load_addr_arg(text: str) -> int:
+    """argparse type of --load-addr (run, debug, gdbserver): an address in RAM, 4-byte aligned."""
     from harness.memmap import RAM_BASE, RAM_END
 
     a = _int(text)
@@ -58,6 +59,12 @@ def _load_addr(text: str) -> int:
     if not RAM_BASE <= a < RAM_END:
         raise argparse.ArgumentTypeError(f"{a:#x} is outside RAM {RAM_BASE:#x}..{RAM_END:#x}")
     return a
+
+
+def add_load_addr(ap: argparse.ArgumentParser) -> None:
+    """The --load-addr option, as every command that loads a program takes it."""
+    ap.add_argument("--load-addr", type=load_addr_arg,
+                    help="where a flat .bin is loaded, or a .S placed (default 0x40080000); an ELF's headers place it")
 
 
 def define_arg(item: str) -> tuple[str, int | str]:
@@ -138,8 +145,7 @@ def _run_parser() -> argparse.ArgumentParser:
     ap.add_argument("--cpu", choices=("max", "a57"), default="max", help="max: PAN/UAO/VHE; a57: v8.0, none of them")
     ap.add_argument("--el", type=int, choices=(1, 2), default=2, help="exception level at reset (default EL2, as QEMU)")
     ap.add_argument("--max-insns", type=_positive, default=DEFAULT_MAX_INSNS, help="instruction budget (default 50 million)")
-    ap.add_argument("--load-addr", type=_load_addr,
-                    help="where a flat .bin is loaded, or a .S placed (default 0x40080000); an ELF's headers place it")
+    add_load_addr(ap)
     ap.add_argument("--events", metavar="FILE", help="write every event as JSON lines")
     ap.add_argument("--trace-insns", metavar="FILE", help="write an instruction trace (slow: a hook per instruction)")
     ap.add_argument("-D", dest="defines", type=define_arg, action="append", default=[], metavar="NAME[=VALUE]",

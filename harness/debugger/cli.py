@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from harness.cli import ArgumentParser  # one-line usage errors, exit 2
+from harness.cli import ArgumentParser, add_load_addr  # one-line usage errors, exit 2
 from harness.debugger.commands import COMMANDS
 from harness.debugger.core import Debugger, DebuggerError
 from harness.debugger.render import PSTATE_FIELDS, SYSREG_GROUPS
@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
                         description="Single-step the world-switch scenarios or a program, forwards and backwards.")
     ap.add_argument("target", nargs="?", help="scenario id (e.g. max-vhe-kvm_run-pan1-uao0-hvc) or a .S/ELF/binary")
     ap.add_argument("--variant", help="code variant of the scenario (default v4.13)")
+    add_load_addr(ap)
     ap.add_argument("--inject", metavar="KIND@ICOUNT", type=_injection,
                     help="run to instruction boundary ICOUNT, make irq|fiq|serror pending there and stop where it "
                          "is taken (the replay command of `explore`)")
@@ -71,12 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     dbg.interrupt = intr.poll
     out = _ProgramOutput()
     dbg.output = out.write
-    if args.inject and not args.target:
-        print("debug: --inject needs a scenario or program to run", file=sys.stderr)
-        return 2
+    for given, flag in ((args.inject, "--inject"), (args.load_addr is not None, "--load-addr")):
+        if given and not args.target:
+            print(f"debug: {flag} needs a scenario or program to run", file=sys.stderr)
+            return 2
     if args.target:
         try:
-            console.print(dbg.load(args.target, args.variant))
+            console.print(dbg.load(args.target, args.variant, args.load_addr))
             if args.inject:
                 console.print(dbg.inject_at(*args.inject))
         except DebuggerError as e:

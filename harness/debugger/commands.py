@@ -358,20 +358,43 @@ def _disassemble(d: Debugger, args: tuple[str | None, int]) -> str:
 def _list(d: Debugger, loc: str) -> str:
     b = _board(d)
     if loc:
-        here = source_line(b, d.resolve(loc))
+        here = _file_line(b, loc) or source_line(b, d.resolve(loc))
     elif d.list_next is not None:
         here = (d.list_next[0], d.list_next[1] + 10)
     else:
         here = source_line(b, b.pc)
     if here is None:
         raise DebuggerError("no source line for this location")
-    try:
-        text = source_path(here[0]).read_text().splitlines()
-    except OSError:
-        raise DebuggerError(f"cannot read {here[0]}") from None
+    text = _source_text(b, here[0])
     first = max(1, here[1] - 5 if not (not loc and d.list_next) else here[1])
+    if first > len(text) or here[1] < 1:
+        raise DebuggerError(f"line {here[1]} is out of range: {here[0]} has {len(text)} lines")
     d.list_next = (here[0], first)
     return render.source(text, first, here[0], source_line(b, b.pc))
+
+
+def _file_line(b: Board, loc: str) -> tuple[str, int] | None:
+    """FILE:LINE of a source the image was assembled from, as `list` takes it: that line itself,
+    as gdb lists it (its address may be a macro's, whose body is elsewhere)."""
+    m = re.fullmatch(r"(.+?):(\d+)", loc.strip())
+    if m is None or b.image is None:
+        return None
+    name = m.group(1)
+    files = [*b.image.source_files, *b.image.source_texts]
+    found = next((f for f in files if f == name or f.endswith("/" + name)), None)
+    return (found, int(m.group(2))) if found is not None else None
+
+
+def _source_text(b: Board, name: str) -> list[str]:
+    """The lines of source file `name` as they were assembled: a variant's patched text, which
+    the image carries, else the file on disk."""
+    held = b.image.source_texts.get(name) if b.image is not None else None
+    if held is not None:
+        return held.splitlines()
+    try:
+        return source_path(name).read_text().splitlines()
+    except OSError:
+        raise DebuggerError(f"cannot read {name}") from None
 
 
 def _assignment(rest: str, fmt: str | None) -> tuple[str, str]:
@@ -464,41 +487,80 @@ def _reverse_continue(d: Debugger, _: None) -> str:
 
 # ---------------------------------------------------------------- session
 
-def _load_args(rest: str, fmt: str | None) -> tuple[str, str | None] | str:
-    """(scenario name, variant) for `load scenario NAME [--variant V]`, a path for `load PROGRAM`."""
+@dataclass(frozen=True)
+class ProgramArgs:
+    """PROGRAM [--load-addr ADDR] of `load` and `run`."""
+
+    path: str
+    load_addr: int | None = None
+
+
+def _option(args: list[str], flag: str) -> str | None:
+    """Take `flag VALUE` out of args; its VALUE, or None when it is not there."""
+    if flag not in args:
+        return None
+    i = args.index(flag)
+    if i + 1 >= len(args):
+        raise DebuggerError(f"{flag} needs a value")
+    value = args[i + 1]
+    del args[i : i + 2]
+    return value
+
+
+def _program_args(args: list[str], usage: str) -> ProgramArgs:
+    from argparse import ArgumentTypeError
+
+    from harness.cli import load_addr_arg  # the parsing `run` and the command lines use
+
+    addr = _option(args, "--load-addr")
+    if len(args) != 1:
+        raise DebuggerError(usage)
     try:
-        args = shlex.split(rest)
+        return ProgramArgs(args[0], None if addr is None else load_addr_arg(addr))
+    except ArgumentTypeError as e:
+        raise DebuggerError(f"--load-addr: {e}") from None
+
+
+def _split(rest: str, cmd: str) -> list[str]:
+    try:
+        return shlex.split(rest)
     except ValueError as e:
-        raise DebuggerError(f"load: {e}") from None
+        raise DebuggerError(f"{cmd}: {e}") from None
+
+
+def _load_args(rest: str, fmt: str | None) -> tuple[str, str | None] | ProgramArgs:
+    """(scenario name, variant) for `load scenario NAME [--variant V]`, the program for
+    `load PROGRAM [--load-addr ADDR]`."""
+    args = _split(rest, "load")
     if args and args[0] == "scenario":
         args = args[1:]
-        variant = None
-        if "--variant" in args:
-            i = args.index("--variant")
-            if i + 1 >= len(args):
-                raise DebuggerError("--variant needs a name")
-            variant = args[i + 1]
-            del args[i : i + 2]
+        variant = _option(args, "--variant")
         if len(args) != 1:
             raise DebuggerError("load scenario NAME [--variant V]")
         return args[0], variant
-    if len(args) == 1:
-        return args[0]
-    raise DebuggerError("load scenario NAME [--variant V] | load PROGRAM")
+    return _program_args(args, "load scenario NAME [--variant V] | load PROGRAM [--load-addr ADDR]")
 
 
-@COMMANDS.command("load", "load scenario NAME [--variant V] | load PROGRAM", args=_load_args)
-def _load(d: Debugger, what: tuple[str, str | None] | str) -> str:
-    if isinstance(what, str):
-        return d.remember(lambda: d.load_program(what))
+@COMMANDS.command("load", "load scenario NAME [--variant V] | load PROGRAM [--load-addr ADDR]", args=_load_args)
+def _load(d: Debugger, what: tuple[str, str | None] | ProgramArgs) -> str:
+    if isinstance(what, ProgramArgs):
+        return d.remember(lambda: d.load_program(what.path, load_addr=what.load_addr))
     return d.remember(lambda: d.load_scenario(*what))
 
 
-@COMMANDS.command("run", "run [PROGRAM]: start PROGRAM (.S, ELF, binary), or the loaded target again from the start, "
-                  "and continue", args=lambda rest, fmt: rest.strip())
-def _run(d: Debugger, path: str) -> str:
+def _run_args(rest: str, fmt: str | None) -> ProgramArgs | None:
+    args = _split(rest, "run")
+    return _program_args(args, "run [PROGRAM [--load-addr ADDR]]") if args else None
+
+
+@COMMANDS.command("run", "run [PROGRAM [--load-addr ADDR]]: start PROGRAM (.S, ELF, .bin at ADDR), or the loaded "
+                  "target again from the start, and continue", args=_run_args)
+def _run(d: Debugger, program: ProgramArgs | None) -> str:
     """gdb's run: start the program (PROGRAM, or the loaded target again) and continue."""
-    loaded = d.remember(lambda: d.load_program(path)) if path else d.restart()
+    if program is not None:
+        loaded = d.remember(lambda: d.load_program(program.path, load_addr=program.load_addr))
+    else:
+        loaded = d.restart()
     if d.output is not None:
         d.output(f"starting {d.target}\n".encode())  # before the program's output, as gdb's "Starting program"
         return d.show_stop(d.cont())

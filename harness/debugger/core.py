@@ -77,7 +77,8 @@ class Debugger:
             raise DebuggerError(str(e)) from None
         return self._attach(board, f"scenario {scenario.id}")
 
-    def load_program(self, path: str, cpu: str = "max") -> str:
+    def load_program(self, path: str, cpu: str = "max", load_addr: int | None = None) -> str:
+        """A .S (placed at load_addr, when given), an ELF, or a flat .bin loaded at load_addr."""
         from harness.asm import AsmError, load_program
 
         p = Path(path)
@@ -87,17 +88,21 @@ class Debugger:
             raise DebuggerError(f"{path}: no such file")
         try:
             board = Board(cpu)
-            board.load(load_program(p, features=board.features), el=2)
+            board.load(load_program(p, load_addr=load_addr, features=board.features), el=2)
         except (AsmError, BoardError) as e:
             raise DebuggerError(str(e).splitlines()[0]) from None
         except OSError as e:
             raise DebuggerError(f"{path}: {e.strerror or e}") from None
         return self._attach(board, f"program {path}")
 
-    def load(self, target: str, variant: str | None = None) -> str:
-        """A scenario id, or a program path (.S, ELF or flat binary); `run` loads it again."""
+    def load(self, target: str, variant: str | None = None, load_addr: int | None = None) -> str:
+        """A scenario id, or a program path (.S, ELF, or flat binary at load_addr); `run` loads
+        it again."""
         if Path(target).exists():
-            return self.remember(lambda: self.load_program(target))
+            return self.remember(lambda: self.load_program(target, load_addr=load_addr))
+        if load_addr is not None:
+            raise DebuggerError(f"{target}: no such file (a load address applies to a .S or .bin program, "
+                                "not a scenario)")
         return self.remember(lambda: self.load_scenario(target, variant))
 
     def remember(self, loader: Callable[[], str]) -> str:

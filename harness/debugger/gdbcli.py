@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from harness.asm import AsmError
-from harness.cli import ArgumentParser  # one-line usage errors, exit 2
+from harness.cli import ArgumentParser, add_load_addr  # one-line usage errors, exit 2
 from harness.debugger.core import Debugger, DebuggerError
 from harness.debugger.gdbstub import GdbStub
 
@@ -41,12 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = ArgumentParser(prog="python -m harness gdbserver", description="GDB remote stub on 127.0.0.1.")
     ap.add_argument("target", help="scenario id or a .S/ELF/binary program")
     ap.add_argument("--variant", help="code variant of the scenario (default v4.13)")
+    add_load_addr(ap)
     ap.add_argument("--port", type=_port, default=1234, help="TCP port on 127.0.0.1 (0: any free port)")
     ap.add_argument("--elf", metavar="FILE", help="write the ELF for gdb here and keep it (default: a temporary directory)")
     args = ap.parse_args(argv)
     dbg = Debugger()
     try:
-        dbg.load(args.target, args.variant)
+        dbg.load(args.target, args.variant, args.load_addr)
     except DebuggerError as e:
         print(f"gdbserver: {e}", file=sys.stderr)
         return 2
