@@ -241,7 +241,7 @@ def _still_serving(stub: GdbStub, listener, t, log: list[str], conn: _Conn | Non
         else:
             assert stub.ended_by is not None, "the server stopped without a reason"
     else:
-        assert stub.ended_by in ("monitor exit", "the program was killed") or stub.ended_by.startswith(
+        assert stub.ended_by in ("monitor exit", "the program was killed", "gdb detached") or stub.ended_by.startswith(
             "the program ended"), stub.ended_by
 
 

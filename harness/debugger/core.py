@@ -333,9 +333,18 @@ class Debugger:
         self.points.delete(nums)
         return f"deleted {', '.join(map(str, nums))}" if nums else "nothing to delete"
 
-    def delete_at(self, addr: int, kind: str) -> None:
-        """Delete the first breakpoint (kind "break") or memory watch ("mem") at addr."""
-        self.points.delete_at(addr, kind)
+    @requires(Needs.LOADED)
+    def gdb_insert(self, addr: int, kind: str, length: int = 4) -> None:
+        """gdb's breakpoint (kind "break") or write watch ("mem") at addr: it takes no number
+        (gdb numbers and reports its own: points.py)."""
+        if kind == "break":
+            self.points.add_breakpoint(self._b, addr, by_gdb=True)
+        else:
+            self.points.mem_watch(self._b, addr, length, by_gdb=True)
+
+    def gdb_remove(self, addr: int, kind: str) -> None:
+        """Remove gdb's breakpoint (kind "break") or write watch ("mem") at addr."""
+        self.points.remove_gdb(addr, kind)
 
     @requires(Needs.LOADED)
     def add_watch(self, spec: str) -> str:

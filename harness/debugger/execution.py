@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from harness.arch.pstate import PState
 from harness.debugger.base import DebuggerError
-from harness.debugger.points import FlagWatch, Hit, Points
+from harness.debugger.points import Breakpoint, FlagWatch, Hit, Points
 from harness.machine import decode
 from harness.machine.board import Board, BoardError, BoardState, RunResult
 from harness.trace import events as ev
@@ -36,6 +36,7 @@ class Stop:
     message: str = ""
     exceptions: list[ev.Event] = field(default_factory=list)  # taken or returned from since the last stop
     hit: Hit | None = None  # the watch- or catchpoint that fired (reason WATCH)
+    breakpoints: list[Breakpoint] = field(default_factory=list)  # the ones at the PC (reason BREAKPOINT)
 
 
 def source_line(b: Board, addr: int) -> tuple[str, int] | None:
@@ -130,9 +131,12 @@ class Execution:
         hit = self.points.at(self.board.pc)
         for bp in hit:
             bp.hits += 1
-        msg = ", ".join(f"{'temporary ' if bp.temporary else ''}breakpoint {bp.num}" for bp in hit)
-        self.points.delete([bp.num for bp in hit if bp.temporary])
-        return self._stop(StopReason.BREAKPOINT, msg, start)  # "" at an internal (finish/until) one
+        # "" at an internal (finish/until) one and at gdb's, which gdb reports itself
+        msg = ", ".join(bp.title for bp in hit if bp.num)
+        self.points.delete([bp.num for bp in hit if bp.temporary and bp.num])
+        st = self._stop(StopReason.BREAKPOINT, msg, start)
+        st.breakpoints = hit
+        return st
 
     # ---------------------------------------------------------------- forward
 
@@ -306,13 +310,14 @@ class Execution:
         if not hits:
             return self._stop(StopReason.HISTORY_START, self._at_history_start("no earlier stop: ").message,
                               len(b.events))
-        return self._stop(StopReason.REVERSE_CONTINUE, hits[-1][1], len(b.events))
+        return self._stop(StopReason.REVERSE_CONTINUE, hits[-1][1], len(b.events), hits[-1][2])
 
-    def _scan_stops(self, first: int, end: int) -> list[tuple[int, str]]:
-        """Replay [first, end) and list (icount, why) of every stop a forward run would make."""
+    def _scan_stops(self, first: int, end: int) -> list[tuple[int, str, Hit | None]]:
+        """Replay [first, end) and list (icount, why, the watch hit) of every stop a forward run
+        would make."""
         b = self.board
         self.history.goto(first, self.points.addrs())
-        hits: list[tuple[int, str]] = []
+        hits: list[tuple[int, str, Hit | None]] = []
         flags = self.points.flags()
         bps = self.points.addrs()
 
@@ -321,20 +326,20 @@ class Execution:
             if hit:
                 # a forward run stops after the write (MSR or store), or where the event leaves it
                 at = e.icount + 1 if isinstance(e, ev.MemoryWrite | ev.SysregWrite) else b.icount
-                hits.append((at, hit.message))
+                hits.append((at, hit.message, hit))
 
         b.stop_on_event = record
         try:
             while b.icount < end:
                 self.history.checkpoint()
                 if b.pc in bps and b.icount > first:
-                    hits.append((b.icount, f"breakpoint at {b.location(b.pc)}"))
+                    hits.append((b.icount, f"breakpoint at {b.location(b.pc)}", None))
                 if flags or b.pc in bps:
                     before = b.pstate()
                     res = b.step(1)
                     changed = Points.flag_change(flags, before, b.pstate())
                     if changed is not None:
-                        hits.append((b.icount, changed.message))
+                        hits.append((b.icount, changed.message, changed))
                     if res is not None:
                         break
                     continue

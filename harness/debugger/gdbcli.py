@@ -5,8 +5,9 @@ harness/asm/elf.py) and prints the gdb command line that loads it and connects. 
 temporary directory of its own, removed when the server ends (it works for an installed package,
 two servers never share one, and no stale copy outlives the assembly it describes); `--elf FILE`
 writes it there instead and keeps it. A program that is already an ELF is given to gdb as it is.
-With `target remote` the server ends with the program (it powered off, or gdb killed it), as
-gdbserver does; with `target extended-remote` it stays, and gdb's `run` starts the program again.
+With `target remote` the server ends when gdb detaches (as at the end of `gdb -batch`), kills the
+program, or the program has ended, as gdbserver does; with `target extended-remote` it stays, and
+gdb's `run` starts the program again (gdbstub.py says when exactly).
 Exit status: 0 when the server ends, 2 for bad usage or a target that does not load.
 """
 

@@ -9,10 +9,12 @@ pstate|sysregs|exceptions|exit|<any debugger command>`), D, k, Ctrl-C. The progr
 output reaches gdb's console as O packets while it runs. A malformed or oversized packet gets
 an error reply; the server never dies of it.
 
-One program run, as gdbserver: with `target remote`, once the program has ended (PSCI
-SYSTEM_OFF/RESET: the W00 reply) or gdb killed it, the server ends when that connection closes.
-With `target extended-remote` the server stays: `run` (vRun) starts the program again from
-reset, `kill` (vKill, k) ends it, `monitor exit` ends the server.
+One program run, as gdbserver: with `target remote`, the server ends when gdb detaches (D:
+`detach`, `quit`, the end of `gdb -batch`), kills the program (k), or when the connection
+closes after the program has ended (PSCI SYSTEM_OFF/RESET: the W00 reply). A connection lost
+without any of these (gdb itself killed) leaves the program as it is for the next gdb, as
+gdbserver reopens its connection. With `target extended-remote` the server stays: `run` (vRun)
+starts the program again from reset, `kill` (vKill, k) ends it, `monitor exit` ends the server.
 
 Structure: each packet has a handler method registered with `@packet(NAME, prefix=, live=)` (a
 `live` one needs a program); framing, acks and Ctrl-C are the transport's (gdbconn.py).
@@ -111,7 +113,6 @@ class GdbStub:
         self.killed = False  # gdb killed the program (k, vKill); `run` starts it again
         self.ended_by: str | None = None  # why the server ends after this connection
         self._noack_next = False
-        self._gdb_bps: set[int] = set()
         dbg.output = self._program_output
 
     @property
@@ -143,7 +144,8 @@ class GdbStub:
                     self.ended_by = f"the program ended ({b.off})" if b is not None and b.off else "the program was killed"
                 conn.close()
                 self.conn = None
-                self.log("gdb disconnected")
+                self.log("gdb disconnected" if self.ended_by or self.extended
+                         else "gdb disconnected without detaching: waiting for it to connect again")
 
     def _session(self, conn: GdbConnection) -> None:
         while self.ended_by is None:
@@ -243,8 +245,7 @@ class GdbStub:
             self.log(f"run: {e}")
             self._console(f"run: {e}\n")
             return b"E01"
-        self.killed = False
-        self._gdb_bps.clear()  # gdb inserts its breakpoints again
+        self.killed = False  # (the reload dropped gdb's breakpoints: gdb inserts them again)
         self.log(f"started {d.target}")
         return b"T05thread:1;"
 
@@ -255,6 +256,16 @@ class GdbStub:
         self.log("gdb killed the program")
         if p == "k":
             return b"" if self.extended else None  # k has no reply
+        return b"OK"
+
+    @packet("D")
+    @packet("D;", prefix=True)
+    def _detach(self, p: str) -> Reply:
+        """gdb detaches (`detach`, or `quit` and the end of `gdb -batch`, since qAttached says
+        the program was there before gdb). With `target remote` that ends the server, as
+        gdbserver exits; the program is not run on, as there is no one to see it."""
+        if not self.extended:
+            self.ended_by = "gdb detached"
         return b"OK"
 
     @packet("qRcmd,", prefix=True)
@@ -339,22 +350,13 @@ class GdbStub:
         if p[2:3] != "," or len(fields) != 2:
             raise ValueError("breakpoint packets are Ztype,addr,kind")
         addr, length = _addr(fields[0]), _hex(fields[1])
-        insert = p[0] == "Z"
-        d = self.dbg
-        if kind in "01":
-            if insert:
-                d.add_breakpoint(hex(addr))  # the board checks the address
-                self._gdb_bps.add(addr)
-            else:
-                self._gdb_bps.discard(addr)
-                d.delete_at(addr, "break")
-            return b"OK"
         if kind == "3":
             return b""  # read watchpoints: the board hooks writes only
-        if insert:
-            d.add_watch(f"*{addr:#x} {length}")
+        what = "break" if kind in "01" else "mem"
+        if p[0] == "Z":
+            self.dbg.gdb_insert(addr, what, length)  # the board checks the address and length
         else:
-            d.delete_at(addr, "mem")
+            self.dbg.gdb_remove(addr, what)
         return b"OK"
 
     # ------------------------------------------------------------------ execution
@@ -392,8 +394,9 @@ class GdbStub:
     def _stop_reply(self, st: Stop) -> bytes:
         b = self._board
         lines = [Text.from_markup(render.exception(b, e)).plain for e in st.exceptions[-3:]]
-        if st.message:
-            lines.append(st.message)
+        why = self._stop_why(st)
+        if why:
+            lines.append(why)
         if lines:
             self._console("\n".join(lines) + "\n")
         if st.reason in PROGRAM_ENDED:
@@ -403,12 +406,23 @@ class GdbStub:
         if st.reason == StopReason.INTERRUPT:
             return b"T02thread:1;"
         extra = ""
-        if st.reason == StopReason.BREAKPOINT and b.pc in self._gdb_bps:
+        if st.reason == StopReason.BREAKPOINT and any(not bp.num for bp in st.breakpoints):
             # only for gdb's own breakpoints: gdb resumes after a swbreak stop it did not ask for
             extra = "swbreak:;"
         elif st.hit is not None and isinstance(st.hit.event, ev.MemoryWrite):
             extra = f"watch:{st.hit.event.addr:x};"
         return f"T05{extra}thread:1;".encode()
+
+    @staticmethod
+    def _stop_why(st: Stop) -> str:
+        """Why the program stopped, for gdb's console. gdb reports a stop at its own breakpoints
+        and watchpoints itself, under its own numbers: those are not echoed. The debugger's own
+        points (`monitor break`, `monitor watch`) are named as `monitor` ones, where they are."""
+        if st.reason == StopReason.BREAKPOINT:
+            return ", ".join(f"monitor {bp.title} at {bp.where}" for bp in st.breakpoints if bp.num)
+        if st.hit is not None:
+            return "" if not st.hit.watch.num else f"monitor {st.message}"
+        return st.message
 
     # ------------------------------------------------------------------ registers
 
@@ -454,9 +468,9 @@ class GdbStub:
 
 
 # constant replies
-for _name, _reply in {"qsThreadInfo": b"l", "qSymbol::": b"OK", "vCont?": b"vCont;c;C;s;S", "D": b"OK"}.items():
+for _name, _reply in {"qsThreadInfo": b"l", "qSymbol::": b"OK", "vCont?": b"vCont;c;C;s;S"}.items():
     packet(_name)(lambda _stub, _p, r=_reply: r)
-for _name, _reply in {"qAttached": b"1", "H": b"OK", "T": b"OK", "D;": b"OK"}.items():
+for _name, _reply in {"qAttached": b"1", "H": b"OK", "T": b"OK"}.items():
     packet(_name, prefix=True)(lambda _stub, _p, r=_reply: r)
 
 

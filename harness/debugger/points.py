@@ -1,6 +1,11 @@
 """Breakpoints, watchpoints and catchpoints: one numbering, as gdb's. Each watch kind is a small
 class whose `hit(event)` says why a board event stops execution (or None); NZCV watches compare
-PSTATE before and after each instruction instead, since any instruction may set the flags."""
+PSTATE before and after each instruction instead, since any instruction may set the flags.
+
+The points gdb inserts through the stub (Z packets: its breakpoints, the step-resume ones of
+`next`, its watchpoints) are gdb's: gdb numbers and reports them, and inserts and removes them
+around every resume. They take no number here (num 0), `info breakpoints` and `delete` leave
+them alone, and a reload drops them (gdb inserts them again in the new program)."""
 
 from __future__ import annotations
 
@@ -30,11 +35,17 @@ FLAGS = ("n", "z", "c", "v")
 
 @dataclass
 class Breakpoint:
-    num: int
+    num: int  # 0: gdb's (see the module docstring)
     addr: int
     where: str
     temporary: bool = False
     hits: int = 0
+
+    @property
+    def title(self) -> str:
+        if not self.num:
+            return "gdb's breakpoint"
+        return f"{'temporary ' if self.temporary else ''}breakpoint {self.num}"
 
 
 @dataclass(eq=False)
@@ -42,8 +53,12 @@ class Watch:
     """A watch- or catchpoint."""
 
     kind: ClassVar[str]  # as `info breakpoints` shows it
-    num: int
+    num: int  # 0: gdb's (see the module docstring)
     hits: int = field(default=0, init=False)
+
+    @property
+    def title(self) -> str:
+        return f"watchpoint {self.num}" if self.num else "gdb's watchpoint"
 
     def hit(self, e: ev.Event) -> str | None:
         """Why this event stops execution, or None."""
@@ -67,7 +82,7 @@ class PStateWatch(Watch):
 
     def change(self, before: PState, after: PState) -> str | None:
         old, new = getattr(before, self.field), getattr(after, self.field)
-        return f"watchpoint {self.num}: pstate.{self.field} {old} -> {new}" if old != new else None
+        return f"{self.title}: pstate.{self.field} {old} -> {new}" if old != new else None
 
     def describe(self) -> str:
         return f"watch pstate.{self.field}"
@@ -91,12 +106,12 @@ class SysregWatch(Watch):
 
     def hit(self, e: ev.Event) -> str | None:
         if isinstance(e, ev.SysregWrite) and self.name in (e.name, e.redirected_to):
-            return f"watchpoint {self.num}: {self.name} written with {e.value:#x} by {e.name}"
+            return f"{self.title}: {self.name} written with {e.value:#x} by {e.name}"
         if isinstance(e, ev.ExceptionEntry):
             el = e.to_el
             value = {f"SPSR_EL{el}": e.spsr, f"ELR_EL{el}": e.elr, f"ESR_EL{el}": e.esr, f"FAR_EL{el}": e.far}.get(self.name)
             if value is not None:
-                return f"watchpoint {self.num}: {self.name} = {value:#x} by exception entry"
+                return f"{self.title}: {self.name} = {value:#x} by exception entry"
         return None
 
     def describe(self) -> str:
@@ -114,9 +129,10 @@ class MemWatch(Watch):
     location: Callable[[int], str]  # the board's: names the storing instruction
 
     def hit(self, e: ev.Event) -> str | None:
-        if not isinstance(e, ev.MemoryWrite):
-            return None  # any write the board reports: the watched ranges are the only ones hooked
-        return f"watchpoint {self.num}: *{e.addr:#x} = {e.value:#x} ({e.size} bytes) at {self.location(e.pc)}"
+        # the board reports writes into any watched range: this watch's is one of them
+        if not isinstance(e, ev.MemoryWrite) or not (e.addr < self.addr + self.length and self.addr < e.addr + max(e.size, 1)):
+            return None
+        return f"{self.title}: *{e.addr:#x} = {e.value:#x} ({e.size} bytes) at {self.location(e.pc)}"
 
     def describe(self) -> str:
         return f"watch *{self.addr:#x} {self.length}"
@@ -204,10 +220,15 @@ class Points:
         self.breakpoints: dict[int, Breakpoint] = {}
         self.watches: dict[int, Watch] = {}
         self.next_num = 1  # the number the next one gets (a refused one takes none)
+        self.gdb_breakpoints: list[Breakpoint] = []  # gdb's, unnumbered (the module docstring)
+        self.gdb_watches: list[MemWatch] = []
 
     def attach(self, board: Board | None) -> None:
-        """A new board (None: drop the old one): the breakpoints go onto it, the watches go."""
+        """A new board (None: drop the old one): the breakpoints go onto it, the watches and
+        gdb's points go."""
         self.watches.clear()
+        self.gdb_breakpoints.clear()
+        self.gdb_watches.clear()
         self.board = board
         for bp in self.breakpoints.values():
             if board is not None:
@@ -220,22 +241,44 @@ class Points:
             self.watches[p.num] = p
         self.next_num += 1
 
-    def add_breakpoint(self, board: Board, addr: int, temporary: bool) -> Breakpoint:
+    def add_breakpoint(self, board: Board, addr: int, temporary: bool = False, by_gdb: bool = False) -> Breakpoint:
         try:
             board.add_breakpoint(addr)  # checks the address first
         except BoardError as e:
             raise DebuggerError(str(e)) from None
-        bp = Breakpoint(self.next_num, addr, board.location(addr), temporary)
-        self.add(bp)
+        bp = Breakpoint(0 if by_gdb else self.next_num, addr, board.location(addr), temporary)
+        if by_gdb:
+            self.gdb_breakpoints.append(bp)
+        else:
+            self.add(bp)
         return bp
 
-    def mem_watch(self, board: Board, addr: int, length: int) -> MemWatch:
-        """A watch on writes to [addr, addr+length), hooked on the board (to be added)."""
+    def mem_watch(self, board: Board, addr: int, length: int, by_gdb: bool = False) -> MemWatch:
+        """A watch on writes to [addr, addr+length), hooked on the board (to be added; gdb's
+        is added here)."""
         try:
             handle = board.add_mem_watch(addr, length)
         except BoardError as e:
             raise DebuggerError(f"watch: {e}") from None
-        return MemWatch(self.next_num, addr=addr, length=length, handle=handle, location=board.location)
+        w = MemWatch(0 if by_gdb else self.next_num, addr=addr, length=length, handle=handle, location=board.location)
+        if by_gdb:
+            self.gdb_watches.append(w)
+        return w
+
+    def remove_gdb(self, addr: int, kind: str) -> None:
+        """Remove gdb's breakpoint (kind "break") or write watch ("mem") at addr, if it has one."""
+        if kind == "break":
+            bp = next((bp for bp in self.gdb_breakpoints if bp.addr == addr), None)
+            if bp is not None:
+                self.gdb_breakpoints.remove(bp)
+                if self.board is not None and addr not in self.addrs():
+                    self.board.remove_breakpoint(addr)
+            return
+        w = next((w for w in self.gdb_watches if w.addr == addr), None)
+        if w is not None:
+            self.gdb_watches.remove(w)
+            if self.board is not None:
+                self.board.remove_mem_watch(w.handle)
 
     def delete(self, nums: list[int]) -> None:
         """Delete these, in order (an unknown number is refused when reached)."""
@@ -251,26 +294,18 @@ class Points:
             else:
                 raise DebuggerError(f"no breakpoint or watchpoint {n}")
 
-    def delete_at(self, addr: int, kind: str) -> None:
-        """Delete the first breakpoint (kind "break") or memory watch ("mem") at addr."""
-        if kind == "break":
-            nums = [n for n, bp in self.breakpoints.items() if bp.addr == addr]
-        else:
-            nums = [n for n, w in self.watches.items() if isinstance(w, MemWatch) and w.addr == addr]
-        self.delete(nums[:1])
-
     def addrs(self) -> set[int]:
-        return {bp.addr for bp in self.breakpoints.values()}
+        return {bp.addr for bp in self.breakpoints.values()} | {bp.addr for bp in self.gdb_breakpoints}
 
     def at(self, addr: int) -> list[Breakpoint]:
-        return [bp for bp in self.breakpoints.values() if bp.addr == addr]
+        return [bp for bp in [*self.breakpoints.values(), *self.gdb_breakpoints] if bp.addr == addr]
 
     def flags(self) -> list[FlagWatch]:
         return [w for w in self.watches.values() if isinstance(w, FlagWatch)]
 
     def first_hit(self, e: ev.Event, count: bool = True) -> Hit | None:
         """The first watch- or catchpoint the event triggers (its hit counted, if count)."""
-        for w in self.watches.values():
+        for w in [*self.watches.values(), *self.gdb_watches]:
             why = w.hit(e)
             if why:
                 w.hits += count
