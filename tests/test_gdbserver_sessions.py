@@ -117,6 +117,20 @@ def test_real_gdb_console_does_not_number_gdbs_breakpoints(server, tmp_path: Pat
     assert "hello, world" in out and "exited normally" in out
 
 
+@needs_gdb
+def test_real_gdb_next_over_a_bl_stops_on_the_next_line_quietly(server, tmp_path: Path):
+    """`next` over `bl host_probes`: gdb's step-resume breakpoint at the return address is gdb's
+    business; the console names no breakpoint of the debugger's."""
+    lines = (ROOT / "asm/kvm/kvm-arm.S").read_text().splitlines()
+    call = next(n for n, ln in enumerate(lines, 1) if "bl      host_probes" in ln and "before the world switch" in ln)
+    srv = server("max-vhe-kvm_run-pan1-uao0-hvc")
+    out = gdb(srv, [f"break kvm-arm.S:{call}", "continue", "next"], tmp_path)
+    assert srv.wait() == 0, out + srv.log  # gdb -batch detached at the end
+    assert re.search(rf"^{call}\s+bl\s+host_probes", out, re.M), out
+    assert re.search(rf"^{call + 1}\s+{re.escape(lines[call].strip())}", out, re.M), out
+    assert not BARE_NUMBER.search(out), out
+
+
 def _console(stub: GdbStub) -> list[str]:
     said: list[str] = []
     stub._program_output = lambda data: said.append(data.decode())  # the O packets gdb would print
