@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import harness.asm.assembler as assembler
-from harness.asm import AsmError, assemble_file, assemble_text, load_program
+from harness.asm import AsmError, SourceLoc, assemble_file, assemble_text, load_program
+from harness.asm.backend import KEYSTONE, Keystone
+from harness.asm.check import check_word
+from harness.asm.statement import Stmt
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "asm"
@@ -44,76 +46,53 @@ def test_error_fixtures_cover_the_brief():
     assert {"err_include", "err_macro", "err_alt_size", "err_keystone"} <= names
 
 
-def test_keystone_abort_becomes_an_error_at_the_statement(monkeypatch):
+ADDR = 0x40080000
+
+
+def stmt(text: str, file: str = "t.S", line: int = 2) -> Stmt:
+    """A statement as the preprocessor makes it, on its own line of `file`."""
+    return Stmt(text, SourceLoc(file, line, "    " + text, 5))
+
+
+def test_keystone_abort_becomes_an_error_at_the_statement():
     # keystone 0.9.2 calls abort() on `ldr x0, [x1, #:lo12:sym]` (facts §7); the pipeline computes
-    # :lo12: itself, so force the raw text through to keystone to reach the abort.
-    monkeypatch.setattr(assembler.Assembler, "_prepare", lambda self, item, addr: (item.text, None))
-    src = "    .text\n_start:\n    nop\n    ldr x0, [x1, #:lo12:_start]\n    nop\n"
-    with pytest.raises(AsmError, match="keystone crashed") as e:
-        assemble_text(src, "boom.S")
-    assert (e.value.file, e.value.line, e.value.col) == ("boom.S", 4, 5)
+    # :lo12: itself, so hand the raw text to the back end to reach the abort.
+    ks = Keystone()
+    sts = [stmt("nop", "boom.S", 3), stmt("ldr x0, [x1, #:lo12:_start]", "boom.S", 4), stmt("nop", "boom.S", 5)]
+    try:
+        with pytest.raises(AsmError, match="keystone crashed") as e:
+            ks.encode([(st.text, ADDR + 4 * k) for k, st in enumerate(sts)], {"_start": ADDR}, sts)
+        assert (e.value.file, e.value.line, e.value.col) == ("boom.S", 4, 5)
+        # the worker restarts
+        assert ks.encode([("mov x3, #0x7", ADDR)], {}, [stmt("mov x3, #7")]) == [(0xD28000E3).to_bytes(4, "little")]
+    finally:
+        ks.stop()
 
 
-def test_worker_restarts_after_an_abort(monkeypatch):
-    with monkeypatch.context() as m:
-        m.setattr(assembler.Assembler, "_prepare", lambda self, item, addr: (item.text, None))
-        with pytest.raises(AsmError):
-            assemble_text("    .text\n_s:\n    ldr x0, [x1, #:lo12:_s]\n", "boom.S")
-    img = assemble_text("    .text\n    mov x3, #7\n")
-    assert [w for _a, w in img.words()] == [0xD28000E3]  # MOVZ X3, #7
-
-
-def _fake_keystone(replace_word):
-    """A keystone stand-in that returns what `replace_word(text, real_bytes)` says."""
-    real = assembler._keystone
-
-    def fake(items, symbols, stmts):
-        out = real(items, symbols, stmts)
-        return [replace_word(text, enc) for (text, _addr), enc in zip(items, out, strict=True)]
-
-    return fake
-
-
-@pytest.fixture
-def no_cache(monkeypatch):
-    monkeypatch.setattr(assembler, "_ENCODED", {})
-
-
-def test_a_dropped_statement_is_an_error(monkeypatch, no_cache):
+def test_a_dropped_statement_is_an_error():
     # keystone drops `.inst` silently (facts §7); any statement that yields no bytes is caught.
-    monkeypatch.setattr(assembler, "_keystone", _fake_keystone(lambda t, enc: b"" if t.startswith("add") else enc))
-    with pytest.raises(AsmError, match="dropped the statement") as e:
-        assemble_text("    .text\n    nop\n    add x0, x1, x2\n    nop\n", "drop.S")
+    st = stmt(".inst 0xd503201f", "drop.S", 3)
+    with pytest.raises(AsmError, match="keystone dropped the statement") as e:
+        KEYSTONE.encode_words({(st.text, None, ()): (ADDR, st)}, {})
     assert e.value.line == 3
 
 
-def test_a_wrong_register_is_caught_by_the_capstone_check(monkeypatch, no_cache):
-    add_x0_x1_x3 = (0x8B030020).to_bytes(4, "little")
-    monkeypatch.setattr(assembler, "_keystone", _fake_keystone(lambda t, enc: add_x0_x1_x3 if t.startswith("add") else enc))
-    with pytest.raises(AsmError, match="register x2 of the statement is missing") as e:
-        assemble_text("    .text\n    nop\n    add x0, x1, x2\n", "reg.S")
-    assert e.value.line == 3
+@pytest.mark.parametrize(("text", "word", "symbols", "message"), [
+    ("add x0, x1, x2", 0x8B030020, {}, "register x2 of the statement is missing"),  # ADD X0, X1, X3
+    ("eor x0, x1, x2", 0xD503201F, {}, "emitted nop"),
+    ("b there", 0x14000002, {"there": ADDR + 12}, "emitted target 0x40080008 but there is 0x4008000c"),
+    ("mov x1, #10", 0xD2800201, {}, "immediate 0xa is missing"),  # the "#10 read as hex" keystone bug
+])
+def test_the_capstone_check_catches_a_wrong_word(text, word, symbols, message):
+    with pytest.raises(AsmError, match=message) as e:
+        check_word(word, ADDR, text, stmt(text, "w.S", 3), symbols)
+    assert (e.value.file, e.value.line) == ("w.S", 3)
 
 
-def test_a_wrong_mnemonic_is_caught(monkeypatch, no_cache):
-    nop = (0xD503201F).to_bytes(4, "little")
-    monkeypatch.setattr(assembler, "_keystone", _fake_keystone(lambda t, enc: nop if t.startswith("eor") else enc))
-    with pytest.raises(AsmError, match="emitted nop"):
-        assemble_text("    .text\n    eor x0, x1, x2\n", "mn.S")
-
-
-def test_a_wrong_branch_target_is_caught(monkeypatch, no_cache):
-    b_plus_8 = (0x14000002).to_bytes(4, "little")
-    monkeypatch.setattr(assembler, "_keystone", _fake_keystone(lambda t, enc: b_plus_8 if t.startswith("b ") else enc))
-    with pytest.raises(AsmError, match="emitted target"):
-        assemble_text("    .text\n_start:\n    b there\n    nop\n    nop\nthere:\n    ret\n", "br.S")
-
-
-def test_a_wrong_immediate_is_caught(monkeypatch, no_cache):
-    mov_x1_16 = (0xD2800201).to_bytes(4, "little")  # the "#10 read as hex" keystone bug
-    monkeypatch.setattr(assembler, "_keystone", _fake_keystone(lambda t, enc: mov_x1_16 if t.startswith("mov") else enc))
-    with pytest.raises(AsmError, match="immediate 0xa is missing"):
-        assemble_text("    .text\n    mov x1, #10\n", "imm.S")
+def test_the_capstone_check_passes_the_right_word():
+    for text, word, symbols in [("add x0, x1, x2", 0x8B020020, {}), ("b there", 0x14000003, {"there": ADDR + 12}),
+                                ("mov x1, #10", 0xD2800141, {})]:
+        check_word(word, ADDR, text, stmt(text), symbols)
 
 
 @pytest.mark.parametrize(
