@@ -234,7 +234,8 @@ def test_sections_and_padding():
     layout = lay(".byte 1\n.balign 8\nnop\n.data\n.word 2\n.previous\nnop\n.section .v, \"ax\"\n.org 0x10\n")
     text, data, v = (layout.sections[n] for n in (".text", ".data", ".v"))
     assert (text.size, data.size, v.size) == (16, 4, 0x10)
-    assert [(it.kind, it.size) for it in text.items] == [("data", 1), ("fill", 3), ("fill", 4), ("insn", 4),
+    # the alignment: zeros to a word boundary (data), then a NOP that is code (GNU as's $x)
+    assert [(it.kind, it.size) for it in text.items] == [("data", 1), ("fill", 3), ("codefill", 4), ("insn", 4),
                                                          ("insn", 4)]
     assert (text.addr, data.addr, v.addr, v.flags) == (0x1000, 0x2000, 0x3000, "rx")
 

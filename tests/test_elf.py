@@ -15,10 +15,13 @@ import pytest
 from elftools.elf.elffile import ELFFile
 from rich.text import Text
 
+from harness.arch.features import FEATURES_MAX
 from harness.asm import assemble_file, load_elf
+from harness.asm.elf import write_elf
 from harness.build import main as build_main
 from harness.build import scenario_image
-from harness.scenarios.world import config_bytes, variant_overrides
+from harness.fidelity.words import gnu_link, project_sources
+from harness.scenarios.world import LAYOUT, WORLD_S, config_bytes, variant_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO, VARIANT = "max-vhe-kvm_run-pan1-uao0-hvc", "patch-2017"
@@ -137,10 +140,11 @@ def test_symbol_types_sizes_and_mapping_symbols(prog):
     mapping.sort()
     assert mapping[0] == (img.entry, "$x")
     assert (img.symbols["msg"], "$d") in mapping  # the string after `b bm_puts`
-    # every switch: code where the harness has an instruction, data elsewhere in .text
-    insns = set(img.insn_addrs)
+    # every switch: code where the harness has an instruction (or padding GNU as marks as code),
+    # data elsewhere in .text
+    code = set(img.insn_addrs) | {a for a, _size in img.code_fill}
     for addr, name in mapping:
-        assert (addr in insns) == (name == "$x"), hex(addr)
+        assert (addr in code) == (name == "$x"), hex(addr)
 
 
 def test_a_macro_instruction_maps_to_its_body_line_with_its_call_lines_first(prog):
@@ -284,6 +288,75 @@ def test_objdump_dl_shows_the_source_line_of_every_instruction(prog, world):
     excerpt = subprocess.run([OBJDUMP, "-dl", str(world[0])], capture_output=True, text=True).stdout
     ge = world[1].symbols["__guest_exit"]
     assert re.search(rf"<__guest_exit>:\n__guest_exit\(\):\n\S+/entry.S:{world[1].source_at(ge).line}\n\s+{ge:x}:", excerpt)
+
+
+PADDING = """\
+    .text
+    .global _start
+_start:
+    nop
+    .align  4                   // NOPs after an instruction
+    mov     x0, #1
+    .word   0x12345678
+    .align  4                   // NOPs after data
+    mov     x1, #2
+    .byte   1
+    .align  3                   // zeros to a word boundary (data), then a NOP
+    mov     x2, #3
+    .balign 16, 0               // an explicit fill: code too for GNU as (udf #0)
+    ldr     x3, =0x1122334455667788
+    .byte   7
+    .ltorg                      // the pool's alignment is code, its entries data
+    .p2align 5
+    ret
+"""
+
+
+def _objdump_code(elf: Path) -> dict[int, str]:
+    """addr -> disassembly of every line `objdump -d` shows as an instruction (not .word/.byte)."""
+    out = subprocess.run([OBJDUMP, "-d", str(elf)], capture_output=True, text=True, check=True).stdout
+    rows = {}
+    for ln in out.splitlines():
+        m = re.match(r"^\s+([0-9a-f]+):\t[0-9a-f ]+\t(.*)$", ln)
+        if m and not m.group(2).startswith("."):
+            rows[int(m.group(1), 16)] = re.sub(r"\s*(<[^>]*>|//.*)", "", m.group(2)).strip()
+    return rows
+
+
+@needs[OBJDUMP]
+@pytest.mark.skipif(shutil.which("aarch64-linux-gnu-as") is None, reason="GNU as not installed")
+@pytest.mark.parametrize("source", ["padding", "hostile"])
+def test_objdump_shows_alignment_padding_in_code_as_gnu_as_marks_it(source, tmp_path):
+    # GNU as marks alignment in a code section as code ($x: the NOPs it pads with; the zeros up
+    # to a word boundary are $d), so `objdump -d` shows `nop`, not `.word 0xd503201f`.
+    if source == "padding":
+        src = tmp_path / "padding.S"
+        src.write_text(PADDING)
+    else:
+        src = ROOT / "tests" / "data" / "asm" / "hostile.S"
+    img = assemble_file(src)
+    ours = _objdump_code(write_elf(img, tmp_path / "ours.elf"))
+    gnu_dir = tmp_path / "gnu"
+    gnu_dir.mkdir()
+    assert ours == _objdump_code(gnu_link(src, img, FEATURES_MAX, gnu_dir))
+    text = next(seg for seg in img.segments if seg.name == ".text")
+    nops = [a for start, size in img.code_fill for a in range(start, start + size, 4)
+            if text.data[a - text.addr : a - text.addr + 4] == bytes.fromhex("1f2003d5")]
+    assert nops and all(ours[a] == "nop" for a in nops)
+
+
+@pytest.mark.slow
+@needs[OBJDUMP]
+@pytest.mark.skipif(shutil.which("aarch64-linux-gnu-as") is None, reason="GNU as not installed")
+@pytest.mark.parametrize("src", project_sources(), ids=lambda s: s.name)
+def test_objdump_shows_the_code_of_every_project_source_as_gnu_as_marks_it(src, tmp_path):
+    overrides = dict(variant_overrides(src.variant)) if src.variant else None
+    kwargs = {"section_addresses": LAYOUT} if src.path == WORLD_S else {}
+    img = assemble_file(src.path, features=src.features, overrides=overrides, **kwargs)
+    ours = _objdump_code(write_elf(img, tmp_path / "ours.elf"))
+    gnu_dir = tmp_path / "gnu"
+    gnu_dir.mkdir()
+    assert ours == _objdump_code(gnu_link(src.path, img, src.features, gnu_dir, overrides=overrides))
 
 
 @needs[OBJDUMP]

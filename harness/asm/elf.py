@@ -101,24 +101,27 @@ def _sections(image: Image) -> list[tuple[str, int, bytes, str]]:
 
 
 def _mapping_symbols(image: Image, sections) -> list[tuple[int, int, str]]:
-    """($x | $d) at each switch between instructions and data in executable sections: (addr, section, name)."""
-    insns = sorted(image.insn_addrs)
-    members = set(insns)
+    """($x | $d) at each switch between code and data in executable sections: (addr, section, name).
+    Code is the instructions and the padding GNU as marks as code (image.code_fill)."""
+    runs = sorted([(a, 4) for a in image.insn_addrs] + list(image.code_fill))
+    starts = [a for a, _ in runs]
     out = []
     for k, (_name, addr, data, flags) in enumerate(sections):
         if "x" not in flags or not data:
             continue
         state, a, end = None, addr, addr + len(data)
+        i = bisect.bisect_left(starts, a)
         while a < end:
-            code = a in members
+            code = i < len(runs) and starts[i] == a
             if code != state:
                 out.append((a, k, "$x" if code else "$d"))
                 state = code
             if code:
-                a += 4
-            else:  # data runs to the next instruction
-                i = bisect.bisect_right(insns, a)
-                a = insns[i] if i < len(insns) and insns[i] < end else end
+                a += runs[i][1]
+            else:  # data runs to the next code
+                a = starts[i] if i < len(runs) and starts[i] < end else end
+            while i < len(runs) and starts[i] < a:
+                i += 1
     return out
 
 

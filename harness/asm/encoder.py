@@ -31,10 +31,11 @@ class Encoder:
         lines: list[tuple[int, int, SourceLoc]] = []
         macro_calls: dict[int, tuple[tuple[str, SourceLoc], ...]] = {}
         insn_addrs: list[int] = []
+        code_fill: list[tuple[int, int]] = []
         checked: set[tuple] = set()
         for sec in self.layout.sections.values():
             if sec.size:
-                segments.append(self._emit(sec, lines, macro_calls, insn_addrs, checked))
+                segments.append(self._emit(sec, lines, macro_calls, (insn_addrs, code_fill), checked))
         layout = self.layout
         entry = self.symbols.get("_start")
         if entry is None:
@@ -43,7 +44,7 @@ class Encoder:
         label_sections = {lab: sec.name for sec in layout.sections.values() for lab in sec.labels}
         label_types = {n: t for n, t in layout.label_types.items() if n in label_sections}
         return Image(segments, dict(self.symbols), entry, lines, [], sorted(insn_addrs), frozenset(layout.globals),
-                     label_sections, label_types, macro_calls)
+                     label_sections, label_types, macro_calls, code_fill=code_fill)
 
     def _prepare(self) -> _Work:
         """Every instruction made ready for keystone, or encoded here (item.fixed): what is left
@@ -80,9 +81,11 @@ class Encoder:
             item.word = words[key]
 
     def _emit(self, sec: Section, lines: list[tuple[int, int, SourceLoc]],
-              macro_calls: dict[int, tuple[tuple[str, SourceLoc], ...]], insn_addrs: list[int], checked: set[tuple]) -> Segment:
+              macro_calls: dict[int, tuple[tuple[str, SourceLoc], ...]],
+              code: tuple[list[int], list[tuple[int, int]]], checked: set[tuple]) -> Segment:
         """The section's bytes; its instructions checked (each distinct one once), its lines,
-        macro calls and instruction addresses recorded."""
+        macro calls and code recorded (instruction addresses; (addr, size) of padding that is code)."""
+        insn_addrs, code_fill = code
         buf = bytearray(sec.size)
         info, value = self._info, self.preparer.value
         for item in sec.items:
@@ -101,7 +104,9 @@ class Encoder:
                     buf[item.offset + k * item.width : item.offset + (k + 1) * item.width] = _pack(val, item.width, item)
                 if item.kind == "word":
                     insn_addrs.append(addr)
-            elif item.kind == "fill":
+            elif item.kind in ("fill", "codefill"):
+                if item.kind == "codefill":
+                    code_fill.append((addr, item.size))
                 reps = -(-item.size // len(item.raw))
                 buf[item.offset : item.offset + item.size] = (item.raw * reps)[: item.size]
             else:

@@ -82,6 +82,9 @@ class Image:
     label_types: dict[str, str] = field(default_factory=dict)
     macro_calls: dict[int, tuple[tuple[str, SourceLoc], ...]] = field(default_factory=dict)
     source_texts: dict[str, str] = field(default_factory=dict)
+    # (addr, size) of the alignment padding in code sections that GNU as marks as code ($x): the
+    # NOPs it pads with. Not instructions of the program (`insn_addrs`), but code in an ELF.
+    code_fill: list[tuple[int, int]] = field(default_factory=list)
 
     @staticmethod
     def is_local_symbol(name: str) -> bool:

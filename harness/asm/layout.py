@@ -34,7 +34,7 @@ _IGNORED = {
 
 @dataclass(slots=True)
 class Item:
-    kind: str  # insn | word | data | bytes | pool | fill (raw repeated to size)
+    kind: str  # insn | word | data | bytes | pool | fill (raw repeated to size) | codefill (a fill that is code)
     offset: int
     size: int
     stmt: Stmt
@@ -310,23 +310,26 @@ class Layout:
             raise AsmError(f".org {target:#x} moves backwards (at {self.cur.size:#x})", st.loc, st.via)
         self._pad(self.cur, self._size(target - self.cur.size, ".org", st), st, b"\0")
 
-    def _pad(self, sec: Section, n: int, st: Stmt, fill: bytes | None = None) -> None:
+    def _pad(self, sec: Section, n: int, st: Stmt, fill: bytes | None = None, align: bool = False) -> None:
         """n bytes of `fill` repeated; without one, code sections get zeros up to a word
         boundary and NOPs after it, other sections zeros (as GNU as's frag_align_code).
+        Alignment (`align`) in a code section is code, as GNU as marks it ($x), but for the zeros
+        up to a word boundary (aarch64_handle_align marks those $d).
         The bytes are made when the section is encoded, after every size has been checked."""
         if n <= 0:
             return
         self._size(n, "padding", st)
+        kind = "codefill" if align and "x" in sec.flags else "fill"
         if fill is not None and fill.strip(b"\0"):
-            self._add(sec, Item("fill", sec.size, n, st, raw=fill))
+            self._add(sec, Item(kind, sec.size, n, st, raw=fill))
             return
         lead = (-sec.size) % 4 if fill is None and "x" in sec.flags else n
         if lead:
-            self._add(sec, Item("fill", sec.size, min(lead, n), st, raw=b"\0"))
+            self._add(sec, Item("fill" if fill is None else kind, sec.size, min(lead, n), st, raw=b"\0"))
         if n > lead:
-            self._add(sec, Item("fill", sec.size, (n - lead) // 4 * 4, st, raw=NOP))
+            self._add(sec, Item(kind, sec.size, (n - lead) // 4 * 4, st, raw=NOP))
             if (n - lead) % 4:
-                self._add(sec, Item("fill", sec.size, (n - lead) % 4, st, raw=b"\0"))
+                self._add(sec, Item(kind, sec.size, (n - lead) % 4, st, raw=b"\0"))
 
     def _align(self, head: str, rest: str, st: Stmt) -> None:
         """.align/.p2align N[, fill[, max]] (power of two on AArch64), .balign[wl] BYTES[, fill[, max]]."""
@@ -346,15 +349,16 @@ class Layout:
         if len(args) > 1 and args[1]:
             width = {".balignw": 2, ".balignl": 4}.get(head, 1)
             fill = (self.equates.value(args[1], st) & ((1 << (8 * width)) - 1)).to_bytes(width, "little")
-        self._pad(self.cur, pad, st, fill)
+        self._pad(self.cur, pad, st, fill, align=True)
 
     def _ltorg(self, head: str, rest: str, st: Stmt) -> None:
         self._flush_pool(self.cur, st)
 
     def _flush_pool(self, sec: Section, st: Stmt | None) -> None:
-        """Place the section's pending literals, each pool aligned to its entry size with zeros."""
+        """Place the section's pending literals, each pool aligned to its entry size with zeros
+        (an alignment: code in a code section, as GNU as's s_ltorg marks it; the entries are data)."""
         for width, entries in self.pool.take(sec.name):
-            self._pad(sec, (-sec.size) % width, st or entries[0][3], b"\0")
+            self._pad(sec, (-sec.size) % width, st or entries[0][3], b"\0", align=True)
             for label, expr, _w, pst in entries:
                 sec.labels[label] = sec.size
                 self._add(sec, Item("pool", sec.size, width, pst, values=[expr], width=width))
