@@ -107,6 +107,9 @@ def test_the_capstone_check_passes_the_right_word():
         ("    .text\n    .macro m a:req\n    mov \\a, #1\n    .endm\n    m\n", r"^d\.S:5:5: macro 'm': missing value"),
         ("    .text\n    msr sctlr_el1, w0\n", r"^d\.S:2:5: expected a 64-bit register"),
         ("    .text\n    ALTERNATIVE(nop, nop, ARM64_HAS_PAN, CFG, extra)\n", r"^d\.S:2:5: ALTERNATIVE\(old, new, CAP\[, CONFIG\]\)"),
+        # a decimal past 64 bits, as long as int() refuses to read (found by the slow fuzz)
+        ("    .text\n    svc #" + "9" * 5000 + "\n", r"^d\.S:2:5: cannot assemble 'svc #9+' \(Literal value out of range"),
+        ("    .text\n    mov x0, #-" + "9" * 26 + "\n", r"^d\.S:2:5: cannot assemble 'mov x0, #-9+' \(Literal value out of range"),
     ],
 )
 def test_more_errors_have_a_location(src: str, pattern: str | None):

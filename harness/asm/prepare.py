@@ -39,6 +39,14 @@ _DECIMAL = re.compile(r"(?<![\w.$])(-?)(\d+)(?![\w.])")
 _REGISTER = re.compile(r"^([xwbhsdqv]([0-9]|[12][0-9]|3[01])|sp|wsp|xzr|wzr|lr|fp|ip0|ip1)$", re.IGNORECASE)
 
 
+def _hex_literal(mm: re.Match[str]) -> str:
+    """A decimal literal in hex. Past 64 bits every value is out of range for keystone alike,
+    so 2**64 stands in (int() refuses a literal of more than 4300 digits)."""
+    digits = mm.group(2).lstrip("0") or "0"
+    value = int(digits) if len(digits) <= 20 else 1 << 64
+    return f"{mm.group(1)}{value:#x}"
+
+
 def text_info(text: str, symbols: dict[str, int]) -> tuple[bool, bool, tuple]:
     """What a statement's result depends on besides its text: the address (to prepare it:
     `.`, adrp; to encode and check it: also PC-relative forms) and the symbols it names."""
@@ -94,7 +102,7 @@ class Preparer:
         self._check_target(text, st)
         # keystone 0.9.2 with a symbol resolver installed reads decimal literals as hex
         # ("mov x1, #10" gives #0x10; verified): hand it hex only.
-        return _DECIMAL.sub(lambda mm: f"{mm.group(1)}{int(mm.group(2)):#x}", text), None
+        return _DECIMAL.sub(_hex_literal, text), None
 
     def _adrp(self, reg: str, expr: str, st: Stmt, addr: int) -> int:
         target = self.value(expr, st, addr)
