@@ -5,8 +5,9 @@ Python knows every statement's address (each instruction is 4 bytes), so labels,
 `adrp`/`:lo12:` and the extension mnemonics keystone lacks (MSR/MRS with any system register,
 `msr pan|uao, #imm`, `esb`) are resolved here; keystone only ever sees one plain instruction with a
 symbol resolver, in a child process. Every emitted word is disassembled and checked against its
-statement. The parts: harness.asm.preprocess (cpp, then GNU-as macros), .layout (first pass),
-.encoder with .prepare, .keystone and .check (second pass).
+statement. The parts: harness.asm.preprocess (.cpp, then .macros: GNU-as macros; both read
+source through .tokenizer and keep their conditionals on a .conditional stack), .layout (first
+pass), .encoder with .prepare, .backend (keystone) and .check (capstone) (second pass).
 """
 
 from __future__ import annotations
