@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print(one_line(f"build: {args.output} is the source itself"), file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        if args.scenario:
+        if args.scenario is not None:
             image, what = scenario_image(args.scenario, args.variant)
         else:
             image, what = program_image(Path(args.source), args.cpu, dict(args.defines)), args.source

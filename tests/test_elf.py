@@ -195,6 +195,7 @@ def test_scenario_elf_has_the_config_and_names_the_patched_sources(world):
     (["prog.S", "--scenario", SCENARIO, "-o", "x.elf"], "give a .S file or --scenario NAME"),
     (["prog.S", "--variant", VARIANT, "-o", "x.elf"], "--variant applies to --scenario only"),
     (["--scenario", "max-vhe-nothing", "-o", "x.elf"], "no scenario v4.13/max-vhe-nothing"),
+    (["--scenario", "", "-o", "x.elf"], "no scenario ''"),  # an empty name is a name (found by the slow CLI fuzz)
     (["--scenario", SCENARIO, "--variant", "v9", "-o", "x.elf"], "no scenario v9/"),
     (["bad.S", "-o", "x.elf"], "bad.S:2:5: cannot assemble"),
     (["prog.elf", "-o", "x.elf"], "build takes a .S source"),
