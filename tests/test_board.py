@@ -14,6 +14,7 @@ import pytest
 
 from harness.arch.pstate import PState
 from harness.asm import assemble_text
+from harness.machine import decode
 from harness.machine.board import Board, BoardError
 from harness.trace.events import ExceptionEntry, ExceptionReturn, PStateChange, SysregWrite
 
@@ -532,3 +533,107 @@ def test_isr_el1_shows_pending_interrupts_by_the_rule(kinds, hcr):
         assert isr_el1(types, 1, SysCtx(hcr_el2=hcr)) == (0 if hcr & 0x38 else expected)
     finally:
         b.close()
+
+
+# Straight-line code (no branch before the final SMC), so the instruction at address A is the
+# ((A - _start) / 4)-th to run: every event's count follows from its PC. The MRS/MSR of EL1
+# registers under E2H are completed by the board's hook (VHE redirection), which moves the PC;
+# labelled instructions and stores follow them in the same translated block.
+STRAIGHT = r"""
+    .text
+    .global _start
+_start:
+    ldr     x1, =buf
+    ldr     x0, =0x488000000        // HCR_EL2 = E2H | TGE | RW
+    msr     hcr_el2, x0
+    isb
+    str     x0, [x1]
+    mov     x2, #1
+    mrs     x3, sctlr_el1           // E2H: SCTLR_EL2, completed in the hook
+    str     x2, [x1, #8]
+    mov     x2, #2
+    .global after_mrs
+after_mrs:
+    str     x2, [x1, #16]
+    msr     tpidr_el1, x2           // not redirected: Unicorn performs it
+    msr     elr_el1, x2             // E2H: ELR_EL2
+    stp     x2, x3, [x1, #24]
+    mrs     x5, spsr_el12           // an alias Unicorn lacks: the hook moves the PC
+    str     x5, [x1, #48]
+    msr     elr_el12, x5
+    .global after_msr
+after_msr:
+    mov     x4, #4
+    str     w4, [x1, #40]
+    ldr     x0, =0x84000008
+    smc     #0
+    .data
+buf: .skip 64
+"""
+
+
+@pytest.mark.parametrize("trace", [False, True], ids=["plain", "trace_insns"])
+@pytest.mark.parametrize("mode", ["run", "step"])
+def test_every_event_carries_the_pc_and_count_of_its_instruction(mode, trace):
+    """Each MemoryWrite, SysregWrite and LabelReached names the instruction that caused it and
+    the count of instructions retired before it, in a free run and when stepping."""
+    board = Board(label_events=True, trace_insns=trace)
+    board.load(assemble_text(STRAIGHT, "straight.S"))
+    start, buf = board.image.addr_of("_start"), board.image.addr_of("buf")
+    board.add_mem_watch(buf, 64)
+    if mode == "run":
+        r = board.run(1000)
+    else:
+        while (r := board.step()) is None:
+            pass
+    assert r.status == "poweroff"
+    smc = r.pc - 4 if board.word_at(r.pc - 4) == 0xD4000003 else r.pc
+    n_insns = (smc - start) // 4 + 1
+    assert r.icount == n_insns
+    # the stores, by capstone's reading of each instruction of the program
+    stores = [a for a in range(start, smc, 4) if decode.disasm_text(board.word_at(a)).startswith("st")]
+    writes = [e for e in r.events if e.kind == "memory_write"]
+    assert sorted({e.pc for e in writes}) == stores and len(stores) == 6
+    kinds = {"memory_write", "sysreg_write", "label"}
+    checked = [e for e in r.events if e.kind in kinds]
+    assert {e.kind for e in checked} == kinds
+    for e in checked:
+        assert e.icount == (e.pc - start) // 4, (e, board.location(e.pc))
+    labels = [e.label for e in r.events if e.kind == "label"]
+    assert labels.count("after_mrs") == 1 and labels.count("after_msr") == 1
+    if trace:
+        assert list(board.trace_lines())[-1].split("\t")[:2] == [str(n_insns - 1), hex(smc)]
+        assert len(list(board.trace_lines())) == n_insns
+
+
+def _events_by_mode(scenario_id: str, mode: str) -> tuple[Board, list]:
+    from harness.memmap import RAM_BASE
+    from harness.scenarios.catalog import find_scenario
+    from harness.scenarios.runner import load_scenario_board
+
+    board = load_scenario_board(find_scenario(scenario_id), label_events=True, trace_insns=True)
+    board.add_mem_watch(RAM_BASE, board.ram_size)
+    if mode == "run":
+        board.run(100_000)
+    else:
+        while board.step() is None:
+            pass
+    return board, [(e.kind, getattr(e, "pc", None), e.icount) for e in board.events]
+
+
+def test_run_and_step_agree_on_every_event_and_the_trace():
+    """A whole nVHE world switch (an instruction abort in it, its EL2 vectors, ERETs, watched
+    stores): a free run and single steps record the same events at the same counts, and each
+    event's count indexes its own instruction in the native instruction trace."""
+    board, by_run = _events_by_mode("v4.13/max-nvhe-kernel_ds-pan0-uao0-hvc", "run")
+    assert any(k == "exception_entry" and board.location(pc).startswith("uao_thread_switch")
+               for k, pc, _ in by_run)  # the instruction abort the step count got wrong
+    _, by_step = _events_by_mode("v4.13/max-nvhe-kernel_ds-pan0-uao0-hvc", "step")
+    assert by_run == by_step
+    trace = [int(line.split("\t")[1], 16) for line in board.trace_lines()]
+    assert len(trace) == board.icount
+    entries_at = {(pc, ic) for k, pc, ic in by_run if k == "exception_entry"}
+    for kind, pc, ic in by_run:
+        if kind in ("memory_write", "sysreg_write", "pstate_change", "exception_return", "label") \
+                and (pc, ic) not in entries_at:  # (a label on a faulting instruction: it never retires)
+            assert trace[ic] == pc, (kind, board.location(pc), ic)

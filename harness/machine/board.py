@@ -262,13 +262,29 @@ class Board:
         self.uc.hook_del(handle)
 
     def _on_mem_write(self, uc: Uc, access: int, addr: int, size: int, value: int, _ud: object) -> None:
-        pc = uc.reg_read(U.UC_ARM64_REG_PC)
+        pc = self._store_pc(uc.reg_read(U.UC_ARM64_REG_PC), addr)
         ic = self.ic.at(pc)
         self.emu.store_at = (pc, ic)
         try:
             self.emit(ev.MemoryWrite(ic, pc, addr, size, value & ((1 << (8 * size)) - 1)))
         finally:
             self.emu.store_at = None
+
+    def _store_pc(self, pc: int, addr: int) -> int:
+        """The store that writes `addr`. In a memory hook Unicorn's PC is the last one its block
+        synced, an earlier instruction when the block began at a PC written in a hook (exception
+        entry, an MRS/MSR the board completed): check it, and search on through the block."""
+        st = self.ic.state
+        start, end = st.last_addr, st.last_addr + st.last_size
+        stop = end if start <= pc < end else pc + 4
+        first = None
+        for a in range(pc, stop, 4):
+            acc = decode.mem_access(self.exc.code_word(a), a, self.uc.reg_read)
+            if acc is not None and acc.write:
+                if acc.va <= addr < acc.va + 64:  # (64: DC ZVA, the widest)
+                    return a
+                first = a if first is None else first
+        return pc if first is None else first
 
     def inject(self, kind: str | ExceptionType, *, at_icount: int | None = None, at: int | str | None = None,
                note: str = "") -> None:
@@ -564,6 +580,7 @@ class Board:
         # a limit left by the last run would stop this step's block before it executes
         self.ic.state.limit = (1 << 64) - 1
         self.emu.retired = True
+        self.emu.step_from = pc
         self.check = None
         self._emu(pc, 1)
         # in a step, hooks only record (an armed injection waits for at_boundary)
@@ -631,10 +648,14 @@ class Board:
             self.emu.retired = False
         else:
             self.ic.settle(addr)
-        if self._trace is not None:
-            self._trace.drop_last(addr)  # it did not execute; the step that runs it will record it
+        self.trace_not_executed(addr)  # the step that runs it will record it
         self.emu.request(action, addr)
         self.uc.emu_stop()
+
+    def trace_not_executed(self, addr: int) -> None:
+        """The instruction at `addr`, traced last, did not retire (a stop before it, a fault)."""
+        if self._trace is not None:
+            self._trace.drop_last(addr)
 
     def trace_executed(self, addr: int) -> None:
         """An instruction the board performed itself, in the instruction trace."""

@@ -63,6 +63,10 @@ class ExceptionUnit:
     # -- from Unicorn
 
     def on_intr(self, uc: Uc, intno: int, _ud: object) -> None:
+        if self.board.emu.mode is Mode.STEPPING:
+            # An exception ends the step. A fetch abort used none of Unicorn's count=1 (the
+            # count hook never ran), so it would run the vector's first instruction too.
+            uc.emu_stop()
         try:
             self.from_unicorn(intno)
         except HarnessFault as e:
@@ -83,7 +87,9 @@ class ExceptionUnit:
             insn_addr = pc - 4
         else:
             insn_addr = pc
-            if emu.mode is Mode.STEPPING:
+            b.trace_not_executed(pc)  # it faulted: not retired
+            if emu.mode is Mode.STEPPING and pc == emu.step_from:
+                # (a fetch abort at the next instruction comes after the stepped one retired)
                 emu.retired = False
         # the block hook counted the whole block this instruction starts or sits in (when
         # stepping too): retired = instructions before it, plus it for SVC/HVC/SMC
@@ -221,6 +227,7 @@ class ExceptionUnit:
             return
         b.pc = addr + 4
         b.ic.set(b.icount + 1)
+        b.trace_executed(addr)
         b.wfi_sleep()
 
     def illegal_state(self, pc: int) -> None:

@@ -34,6 +34,7 @@ class Emu:
     action: Action | None = None
     at: int = 0                       # the instruction the action stopped before
     retired: bool = True              # (stepping) the stepped instruction completed
+    step_from: int = 0                # (stepping) the address the step started at
     store_at: tuple[int, int] | None = None      # (pc, icount) of a store whose watch hook runs
     resume_after: tuple[int, int] | None = None  # (pc, icount) to resume at: a watched store's next insn
     unmapped: tuple[int, int, int] | None = None  # (access, address, pc) of an unmapped access

@@ -39,8 +39,18 @@ class SysInsns:
             value = self.board.port.cpr(hit[1])
         if reg not in (U.UC_ARM64_REG_XZR, U.UC_ARM64_REG_INVALID):
             uc.reg_write(reg, value)
-        # Returning 1 skips the instruction but does not advance the PC (facts §7).
-        uc.reg_write(U.UC_ARM64_REG_PC, uc.reg_read(U.UC_ARM64_REG_PC) + 4)
+        return self._skip(uc, cp)
+
+    def _skip(self, uc: Uc, cp) -> int:
+        """Return 1: Unicorn skips the instruction. For a register Unicorn's CPU does not
+        implement (the *_EL12/*_EL02 aliases, a PSTATE field it lacks) it does not advance the
+        PC (facts §7): move it here; QEMU ended its block at that UNDEFINED instruction. Not for
+        the others: a PC written in a hook makes Unicorn leave its block at the next hooked or
+        memory instruction and translate the rest again, which the native counter would count
+        twice."""
+        reg = named(cp)
+        if reg is None or reg.alias_of or reg.name in self.board.supplied_regs:
+            uc.reg_write(U.UC_ARM64_REG_PC, uc.reg_read(U.UC_ARM64_REG_PC) + 4)
         return 1
 
     def _supplied_read(self, cp) -> int | None:
@@ -68,16 +78,14 @@ class SysInsns:
         b.emit(ev.SysregWrite(b.ic.at(pc), pc, name, cp.val, hit[1].name if hit else None))
         if name in b.supplied_regs:
             port.set_pstate(write_pstate_sysreg(port.pstate(), name, cp.val))  # a PSTATE field we supply
-            uc.reg_write(U.UC_ARM64_REG_PC, pc + 4)
-            return 1
+            return self._skip(uc, cp)
         if hit is None:
             return 0
         target = hit[1]
         port.cpr_write(target, cp.val)
         if flushes_tlb(target):
             port.flush_tlb()
-        uc.reg_write(U.UC_ARM64_REG_PC, pc + 4)
-        return 1
+        return self._skip(uc, cp)
 
     # -- instructions the board performs
 
@@ -90,6 +98,7 @@ class SysInsns:
         b.port.set_pstate(msr_immediate(before, name, imm))
         b.pc = addr + 4
         b.ic.set(b.icount + 1)
+        b.trace_executed(addr)
         PendingCheck(addr, before, b.plan.supply_at[addr], 0, 0, None).finish(b)
 
     def eret_to_aarch32(self) -> bool:
