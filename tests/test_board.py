@@ -472,8 +472,6 @@ buf: .quad 0, 0
     assert r.status == "poweroff"  # the second store is outside the watched range
 
 
-@pytest.mark.xfail(strict=True, reason="the Unicorn binding's MMIO callback closures still hold the Uc "
-                   "after close() (uc_close has run; the Python objects wait for the collector)")
 def test_close_frees_the_board_without_the_cyclic_collector():
     """Board.close() breaks every reference cycle (hooks, collaborators): with the collector
     off, dropping the last reference frees the Board and its Uc at once."""

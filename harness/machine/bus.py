@@ -22,10 +22,8 @@ class Bus:
         self.ram_size = ram_size
         self.uart = bytearray()
         self._uart_sink = uart_sink
-        # Device registers: (name, base, size, read, write).
-        self.devices = (("the PL011 UART", UART_BASE, UART_SIZE, self._uart_read, self._uart_write),)
         for _name, base, size, read, write in self.devices:
-            uc.mmio_map(base, size, read, None, write, None)
+            uc.mmio_map(base, size, read.__get__(self), None, write.__get__(self), None)
 
     def _uart_read(self, uc: Uc, offset: int, size: int, _ud: object) -> int:
         return 0  # FR: transmit FIFO never full
@@ -37,13 +35,17 @@ class Bus:
             if self._uart_sink is not None:
                 self._uart_sink(b)
 
+    # Device registers: (name, base, size, read, write), the accessors unbound (bound ones
+    # here would tie the Bus in a reference cycle).
+    devices = (("the PL011 UART", UART_BASE, UART_SIZE, _uart_read, _uart_write),)
+
     def read(self, addr: int, size: int) -> bytes:
         """Read [addr, addr+size) (physical): RAM directly, device registers through their model."""
         dev = self._user_range(addr, size)
         if dev is None:
             return bytes(self.uc.mem_read(addr, size)) if size else b""
         _name, base, _size, read, _write = dev
-        return (read(self.uc, addr - base, size, None) & ((1 << 8 * size) - 1)).to_bytes(size, "little")
+        return (read(self, self.uc, addr - base, size, None) & ((1 << 8 * size) - 1)).to_bytes(size, "little")
 
     def write(self, addr: int, data: bytes) -> None:
         """Write (physical) as read() reads. A device register write is the device's: a byte
@@ -55,7 +57,7 @@ class Bus:
                 self.uc.mem_write(addr, bytes(data))
             return
         _name, base, _size, _read, write = dev
-        write(self.uc, addr - base, len(data), int.from_bytes(data, "little"), None)
+        write(self, self.uc, addr - base, len(data), int.from_bytes(data, "little"), None)
 
     def read_u64(self, pa: int) -> int:
         return struct.unpack("<Q", self.uc.mem_read(pa, 8))[0]

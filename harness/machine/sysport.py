@@ -54,10 +54,17 @@ def uc_handle(uc: Uc) -> object:
 
 def uc_release(uc: Uc) -> None:
     """Unicorn's own release (uc_close), now instead of at garbage collection; the binding's
-    hook wrappers, which refer to the Uc and its owner, are dropped with it."""
+    hook and MMIO wrappers, which refer to the Uc and its owner, are dropped with it. Each is a
+    ctypes.cast of a CFUNCTYPE, and cast shares one `_objects` dict between the two that holds
+    the source: a cycle only the collector would break, so empty it."""
     uc._Uc__finalizer()
+    held = list(uc._callbacks.values()) + [f for pair in uc._mmio_callbacks.values() for f in pair]
     uc._callbacks.clear()
     uc._mmio_callbacks.clear()
+    for fptr in held:
+        objects = getattr(fptr, "_objects", None)
+        if isinstance(objects, dict):
+            objects.clear()
 
 
 def flushes_tlb(reg: SysReg) -> bool:
