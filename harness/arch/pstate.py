@@ -33,9 +33,12 @@ class _PStateMethods:
         return _from_bits(cls, value)
 
     def to_bits(self) -> int:
-        value = 0
-        for key, lsb, top in _PACK:
-            value |= (getattr(self, key) & top) << lsb
+        value = self.__dict__.get("_bits")  # packed once per instance (from_bits shares them)
+        if value is None:
+            value = 0
+            for key, lsb, top in _PACK:
+                value |= (getattr(self, key) & top) << lsb
+            object.__setattr__(self, "_bits", value)
         return value
 
     def replace(self, **changes: int) -> PState:

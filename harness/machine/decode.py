@@ -59,34 +59,47 @@ def _uc_reg(name: str) -> int:
 
 def mem_access(word: int, pc: int, read_reg: Callable[[int], int]) -> MemAccess | None:
     """The virtual address a load/store at `pc` accesses, from its operands and the registers."""
-    insns = list(_cs.disasm(word.to_bytes(4, "little"), pc, 1))
+    op = _mem_operand(word)
+    if op is None:
+        return None
+    base, disp, index, index_w, sxtw, lsl, write, unpriv = op
+    va = read_reg(base) + disp
+    if index is not None:
+        idx = read_reg(index)
+        if index_w:
+            idx &= 0xFFFFFFFF
+            if sxtw and idx & 0x80000000:
+                idx -= 1 << 32
+        va += idx << lsl
+    return MemAccess(va & 0xFFFFFFFFFFFFFFFF, write, unpriv)
+
+
+@lru_cache(maxsize=4096)
+def _mem_operand(word: int) -> tuple | None:
+    """The memory operand of a load/store word (decoded once per word: the registers vary, the
+    operand does not): (base, disp, index, index is W, SXTW, LSL amount, write, unprivileged)."""
+    insns = list(_cs.disasm(word.to_bytes(4, "little"), 0, 1))
     if not insns:
         unpriv = unprivileged_ldst(word)
         if unpriv is None:
             return None
         rn, _rt, simm9, store = unpriv
-        base = read_reg(U.UC_ARM64_REG_SP if rn == 31 else _uc_reg(f"x{rn}"))
-        return MemAccess((base + simm9) & 0xFFFFFFFFFFFFFFFF, store, True)
+        return (U.UC_ARM64_REG_SP if rn == 31 else _uc_reg(f"x{rn}")), simm9, None, False, False, 0, store, True
     insn = insns[0]
     mnem = insn.mnemonic
     for op in insn.operands:
         if op.type != A.ARM64_OP_MEM:
             continue
-        base = op.mem.base
-        if base == 0:
+        if op.mem.base == 0:
             return None
-        va = read_reg(_uc_reg(insn.reg_name(base)))
         # Post-indexed forms access [base]; capstone puts the post-increment in a separate operand.
-        va += op.mem.disp
+        index = index_w = sxtw = None
+        lsl = 0
         if op.mem.index:
             idx_name = insn.reg_name(op.mem.index)
-            idx = read_reg(_uc_reg(idx_name))
-            if idx_name.startswith("w"):
-                idx &= 0xFFFFFFFF
-                if op.ext in (A.ARM64_EXT_SXTW,) and idx & 0x80000000:
-                    idx -= 1 << 32
+            index, index_w, sxtw = _uc_reg(idx_name), idx_name.startswith("w"), op.ext == A.ARM64_EXT_SXTW
             if op.shift.type == A.ARM64_SFT_LSL:
-                idx <<= op.shift.value
-            va += idx
-        return MemAccess(va & 0xFFFFFFFFFFFFFFFF, bool(_STORE.match(mnem)), bool(_UNPRIV.match(mnem)))
+                lsl = op.shift.value
+        return (_uc_reg(insn.reg_name(op.mem.base)), op.mem.disp, index, bool(index_w), bool(sxtw), lsl,
+                bool(_STORE.match(mnem)), bool(_UNPRIV.match(mnem)))
     return None

@@ -27,10 +27,16 @@ class SysInsns:
 
     def __init__(self, board: Board) -> None:
         self.board = board
+        # registers whose MRS the board completes besides the VHE-redirected ones
+        self._supplied_names = frozenset(board.supplied_regs) | board.port.id_values.keys() | {"ISR_EL1"}
 
     # -- MRS / MSR hooks (before the access; returning 1 skips the instruction)
 
     def on_mrs(self, uc: Uc, reg: int, cp, _ud: object) -> int:
+        named_reg = named(cp)
+        if named_reg is None or not (named_reg.alias_of or named_reg.e2h_redirect
+                                     or named_reg.name in self._supplied_names):
+            return 0  # Unicorn reads it (most MRS: one dict look-up here)
         value = self._supplied_read(cp)
         if value is None:
             hit = self.board.port.redirect(cp)
