@@ -14,7 +14,8 @@ a static scan of the loaded image finds the instructions that matter (ERET,
 MSR to PSTATE fields, labels, breakpoints) and only those addresses are hooked;
 a native block hook counts instructions (see icount.py).
 
-The Board keeps the run loop and the hook wiring; its collaborators are the system-register
+The Board keeps the run loop and the hook wiring; what it shows its users (state, memory,
+watches, the trace, snapshots) is the facade in access.py; its collaborators are the system-register
 port (sysport.py), the exception unit (excunit.py), the interrupt controller (interrupts.py),
 the system instructions it completes (sysinsns.py), the address space (bus.py), and the run
 state the hooks and the loop share (runstate.py).
@@ -23,9 +24,8 @@ state the hooks and the loop share (runstate.py).
 from __future__ import annotations
 
 import gc
-import struct
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from unicorn import (
     UC_ARCH_ARM64,
@@ -36,26 +36,26 @@ from unicorn import (
     UC_HOOK_INSN,
     UC_HOOK_INTR,
     UC_HOOK_MEM_UNMAPPED,
-    UC_HOOK_MEM_WRITE,
     UC_MODE_ARM,
     Uc,
     UcError,
 )
 from unicorn import arm64_const as U
 
-from harness.arch.exceptions import ExceptionType, SysCtx
+from harness.arch.exceptions import ExceptionType
 from harness.arch.features import QEMU_ID_FIELDS, Features
 from harness.arch.pstate import PSTATE_SYSREG_FIELDS, PState
 from harness.arch.regs import BY_NAME, HCR_EL2, SCR_EL3
-from harness.machine import decode
-from harness.machine.bus import Bus, BusError
+from harness.machine.access import BoardAccess, BoardError
+from harness.machine.access import BoardState as BoardState  # (its users import it from here)
+from harness.machine.bus import Bus
 from harness.machine.excunit import ExceptionUnit, HarnessFault
 from harness.machine.icount import ICounter, InsnTrace
 from harness.machine.interrupts import Injection, InterruptController
 from harness.machine.runstate import Action, Emu, Mode
 from harness.machine.scan import HookPlan, scan
 from harness.machine.sysinsns import PendingCheck, SysInsns
-from harness.machine.sysport import X_REGS, SysregError, SysregPort, uc_release
+from harness.machine.sysport import SysregPort, uc_release
 from harness.memmap import DEFAULT_LOAD, RAM_BASE, RAM_SIZE
 from harness.trace import events as ev
 from harness.trace.events import StopReason
@@ -102,10 +102,6 @@ def _new_uc(cpu: str, ram_size: int) -> Uc:
     raise AssertionError("unreachable")
 
 
-class BoardError(Exception):
-    """Bad configuration or input for the board (one clear line)."""
-
-
 @dataclass
 class RunResult:
     status: StopReason
@@ -121,20 +117,7 @@ class RunResult:
         return self.status in ev.PROGRAM_ENDED
 
 
-@dataclass
-class BoardState:
-    """Everything needed to put the board back where it was (reverse stepping)."""
-
-    context: object  # Unicorn context with memory snapshot
-    icount: int
-    n_events: int
-    n_uart: int
-    injections: list[Injection] = field(default_factory=list)
-    n_trace: int = 0
-    off: str | None = None
-
-
-class Board:
+class Board(BoardAccess):
     def __init__(
         self,
         cpu: str = "max",
@@ -249,43 +232,6 @@ class Board:
     def remove_breakpoint(self, addr: int) -> None:
         self._breakpoints.discard(addr)
 
-    def add_mem_watch(self, addr: int, size: int = 8) -> int:
-        """Emit a MemoryWrite event for every write into [addr, addr+size) (physical addresses
-        as Unicorn reports them; identity-mapped programs see their VAs). Returns a handle."""
-        if size < 1:
-            raise BoardError(f"a memory watch needs a length of at least 1 byte, not {size}")
-        if not (0 <= addr < 1 << 64 and size <= (1 << 64) - addr):
-            raise BoardError(f"{addr:#x}+{size:#x} is not a 64-bit address range")
-        return self.uc.hook_add(UC_HOOK_MEM_WRITE, self._on_mem_write, None, addr, addr + size - 1)
-
-    def remove_mem_watch(self, handle: int) -> None:
-        self.uc.hook_del(handle)
-
-    def _on_mem_write(self, uc: Uc, access: int, addr: int, size: int, value: int, _ud: object) -> None:
-        pc = self._store_pc(uc.reg_read(U.UC_ARM64_REG_PC), addr)
-        ic = self.ic.at(pc)
-        self.emu.store_at = (pc, ic)
-        try:
-            self.emit(ev.MemoryWrite(ic, pc, addr, size, value & ((1 << (8 * size)) - 1)))
-        finally:
-            self.emu.store_at = None
-
-    def _store_pc(self, pc: int, addr: int) -> int:
-        """The store that writes `addr`. In a memory hook Unicorn's PC is the last one its block
-        synced, an earlier instruction when the block began at a PC written in a hook (exception
-        entry, an MRS/MSR the board completed): check it, and search on through the block."""
-        st = self.ic.state
-        start, end = st.last_addr, st.last_addr + st.last_size
-        stop = end if start <= pc < end else pc + 4
-        first = None
-        for a in range(pc, stop, 4):
-            acc = decode.mem_access(self.exc.code_word(a), a, self.uc.reg_read)
-            if acc is not None and acc.write:
-                if acc.va <= addr < acc.va + 64:  # (64: DC ZVA, the widest)
-                    return a
-                first = a if first is None else first
-        return pc if first is None else first
-
     def inject(self, kind: str | ExceptionType, *, at_icount: int | None = None, at: int | str | None = None,
                note: str = "") -> None:
         """Make IRQ/FIQ/SError pending at the instruction boundary where the count reaches
@@ -311,111 +257,6 @@ class Board:
                 raise BoardError(f"cannot inject at instruction {at_icount:,}: the board is at {self.icount:,}")
             inj.at_icount = at_icount
         self.irq.add(inj)
-
-    def resolve(self, loc: str) -> int:
-        if self.image is None:
-            raise BoardError(f"no program loaded to resolve {loc!r}")
-        try:
-            return self.image.addr_of(loc)
-        except KeyError as e:
-            raise BoardError(str(e).strip("'\"")) from None
-
-    # ------------------------------------------------------------------ state access
-
-    @property
-    def pc(self) -> int:
-        return self.port.pc()
-
-    @pc.setter
-    def pc(self, value: int) -> None:
-        self.uc.reg_write(U.UC_ARM64_REG_PC, value)
-
-    @property
-    def icount(self) -> int:
-        return self.ic.count
-
-    @property
-    def uart(self) -> bytearray:
-        return self.bus.uart
-
-    def pstate(self) -> PState:
-        return self.port.pstate()
-
-    def set_pstate(self, new: PState) -> None:
-        """Write PSTATE as an exception entry/return would: bank SP, rebuild hflags."""
-        self.port.set_pstate(new)
-
-    def read_sysreg(self, name: str) -> int:
-        try:
-            return self.port.read_sysreg(name)
-        except SysregError as e:
-            raise BoardError(str(e)) from None
-
-    def write_sysreg(self, name: str, value: int) -> None:
-        try:
-            self.port.write_sysreg(name, value)
-        except SysregError as e:
-            raise BoardError(str(e)) from None
-
-    def reg(self, n: int) -> int:
-        return self.port.reg(X_REGS[n])
-
-    def set_reg(self, n: int, value: int) -> None:
-        self.uc.reg_write(X_REGS[n], value & 0xFFFF_FFFF_FFFF_FFFF)
-
-    @property
-    def sp(self) -> int:
-        return self.uc.reg_read(U.UC_ARM64_REG_SP)
-
-    @sp.setter
-    def sp(self, value: int) -> None:
-        self.uc.reg_write(U.UC_ARM64_REG_SP, value & 0xFFFF_FFFF_FFFF_FFFF)
-
-    def sysctx(self) -> SysCtx:
-        return self.port.sysctx()
-
-    # ------------------------------------------------------------------ accesses the user asks for
-
-    def read_mem(self, addr: int, size: int) -> bytes:
-        """Read [addr, addr+size) (physical) for the debugger, the stub or a scenario's set-up:
-        RAM directly, device registers through their model; anything else is a BoardError."""
-        try:
-            return self.bus.read(addr, size)
-        except BusError as e:
-            raise BoardError(str(e)) from None
-
-    def write_mem(self, addr: int, data: bytes) -> None:
-        """Write (physical) as read_mem reads (a device register write is the device's)."""
-        try:
-            self.bus.write(addr, data)
-        except BusError as e:
-            raise BoardError(str(e)) from None
-
-    @staticmethod
-    def check_code_addr(addr: int, what: str = "address") -> int:
-        """An address an instruction can be at (a breakpoint, an injection point): 64-bit, 4-aligned."""
-        if not 0 <= addr < 1 << 64:
-            raise BoardError(f"{what} {addr:#x} is not a 64-bit address")
-        if addr % 4:
-            raise BoardError(f"{what} {addr:#x} is not 4-byte aligned: no instruction starts there")
-        return addr
-
-    def read_u64(self, pa: int) -> int:
-        return self.bus.read_u64(pa)
-
-    def word_at(self, addr: int) -> int:
-        return struct.unpack("<I", self.read_mem(addr, 4))[0]
-
-    def location(self, addr: int) -> str:
-        """`label+0x10 (file.S:12)` or the bare address."""
-        if self.image is None:
-            return f"{addr:#x}"
-        sym = self.image.symbol_at(addr)
-        src = self.image.source_at(addr)
-        text = sym or f"{addr:#x}"
-        if src is not None:
-            text += f" ({src.file}:{src.line})"
-        return text
 
     # ------------------------------------------------------------------ running
 
@@ -465,9 +306,6 @@ class Board:
         st = self.stopped
         assert st is not None
         return RunResult(st.reason, st.message, st.pc, self._label(st.pc), st.icount, bytes(self.uart), self.events)
-
-    def _label(self, pc: int) -> str | None:
-        return self.image.symbol_at(pc) if self.image is not None else None
 
     def _run_until(self, budget: int) -> None:
         """One free run of emu_start up to the next injection count or the budget, and what a
@@ -652,16 +490,6 @@ class Board:
         self.emu.request(action, addr)
         self.uc.emu_stop()
 
-    def trace_not_executed(self, addr: int) -> None:
-        """The instruction at `addr`, traced last, did not retire (a stop before it, a fault)."""
-        if self._trace is not None:
-            self._trace.drop_last(addr)
-
-    def trace_executed(self, addr: int) -> None:
-        """An instruction the board performed itself, in the instruction trace."""
-        if self._trace is not None:
-            self._trace.append(addr)
-
     def _on_unmapped(self, uc: Uc, access: int, addr: int, size: int, value: int, _ud: object) -> bool:
         self.emu.unmapped = (access, addr, uc.reg_read(U.UC_ARM64_REG_PC))
         return False
@@ -690,47 +518,6 @@ class Board:
             # outside emu_start a stop request would linger and end the next one at once
             self.uc.emu_stop()
 
-    # ------------------------------------------------------------------ snapshots
-
-    def save_state(self) -> BoardState:
-        """A snapshot of CPU and memory (copy-on-write in Unicorn: ~20 us).
-
-        Unicorn keeps memory snapshots as a stack: restoring one discards those
-        taken after it, which is what reverse execution needs."""
-        self.port.snapshot_memory()
-        return BoardState(
-            self.uc.context_save(),
-            self.icount,
-            len(self.events),
-            len(self.uart),
-            self.irq.snapshot(),
-            len(self._trace) if self._trace is not None else 0,
-            self.off,
-        )
-
-    def restore_state(self, state: BoardState) -> None:
-        self.uc.context_restore(state.context)
-        self.ic.set(state.icount)
-        del self.events[state.n_events :]
-        del self.uart[state.n_uart :]
-        if self._trace is not None:
-            self._trace.truncate(state.n_trace)
-        self.irq.restore(state.injections)
-        self.port.rebuild_hflags()
-        self.port.flush_tlb()
-        self.stopped = None
-        self.off = state.off
-
-    def trace_lines(self) -> Iterable[str]:
-        """The instruction trace: icount, address, word, disassembly, label."""
-        if self._trace is None:
-            return
-        for i, addr in enumerate(self._trace.addresses()):
-            try:
-                word = self.exc.code_word(addr)
-            except Exception:
-                word = 0
-            yield f"{i}\t{addr:#x}\t{word:08x}\t{decode.disasm_text(word, addr)}\t{self._label(addr) or ''}"
 
 
 def run_program(image, *, cpu: str = "max", max_insns: int = DEFAULT_MAX_INSNS, el: int = 2, **board_kwargs) -> RunResult:
