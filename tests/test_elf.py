@@ -57,6 +57,7 @@ _start:
     ldr     x2, =counter
     ldr     x3, [x2]
     psci_system_off
+    .size   _start, .-_start
 
     .type   greet, %function
 greet:
@@ -71,6 +72,7 @@ msg:
     .type   counter, %object
 counter:
     .quad   7
+    .size   counter, .-counter
 """
 
 
@@ -132,8 +134,9 @@ def test_symbol_types_sizes_and_mapping_symbols(prog):
             elif s.name:
                 syms[s.name] = (s["st_info"]["type"], s["st_info"]["bind"], s["st_size"],
                                 e.get_section(s["st_shndx"]).name if isinstance(s["st_shndx"], int) else s["st_shndx"])
+    # `.size _start, .-_start` after its last instruction; greet has no `.size`: 0, as GNU as gives
     assert syms["_start"] == ("STT_FUNC", "STB_GLOBAL", img.symbols["greet"] - img.symbols["_start"], ".text")
-    assert syms["greet"][:2] == ("STT_FUNC", "STB_LOCAL")
+    assert syms["greet"] == ("STT_FUNC", "STB_LOCAL", 0, ".text")
     assert syms["counter"] == ("STT_OBJECT", "STB_LOCAL", 8, ".data")
     assert syms["msg"] == ("STT_NOTYPE", "STB_LOCAL", 0, ".text")
     assert syms["prog.S"][0] == "STT_FILE"
@@ -226,7 +229,7 @@ def test_same_source_same_bytes_and_the_debugger_lists_it(prog, tmp_path):
     d.execute("break greet")
     assert "greet" in d.execute("continue")
     listing = Text.from_markup(d.execute("list")).plain
-    assert "=>    21      adr     x0, msg" in listing, listing
+    assert "=>    22      adr     x0, msg" in listing, listing
 
 
 # ------------------------------------------------------------------ binutils
@@ -360,6 +363,33 @@ def test_objdump_shows_the_code_of_every_project_source_as_gnu_as_marks_it(src, 
     assert ours == _objdump_code(gnu_link(src.path, img, src.features, gnu_dir, overrides=overrides))
 
 
+
+def _symtab(elf: Path) -> dict[str, tuple[int, int, str, str]]:
+    """name -> (value, size, type, bind) of the named symbols but the mapping and file symbols."""
+    with elf.open("rb") as f:
+        return {s.name: (s["st_value"], s["st_size"], s["st_info"]["type"], s["st_info"]["bind"])
+                for s in ELFFile(f).get_section_by_name(".symtab").iter_symbols()
+                if s.name and s.name not in ("$x", "$d") and s["st_info"]["type"] != "STT_FILE"}
+
+
+@pytest.mark.skipif(shutil.which("aarch64-linux-gnu-as") is None, reason="GNU as not installed")
+def test_symbol_types_and_sizes_are_gnu_as_s(prog, tmp_path):
+    # `.type`/`.size` as GNU as gives them (STT_FUNC/STT_OBJECT and st_size; 0 without `.size`),
+    # every other label STT_NOTYPE: for the test program and for the world (kvm_call_hyp and
+    # host_world_switch are typed and sized in kvm-arm.S).
+    overrides = dict(variant_overrides(VARIANT))
+    world = assemble_file(WORLD_S, features=FEATURES_MAX, overrides=overrides, section_addresses=LAYOUT)
+    for name, src, img, kw in (("prog", prog[0], assemble_file(prog[0]), {}),
+                               ("world", WORLD_S, world, {"overrides": overrides})):
+        d = tmp_path / name
+        d.mkdir()
+        ours = _symtab(write_elf(img, d / "ours.elf"))
+        gnu = _symtab(gnu_link(src, img, FEATURES_MAX, d, **kw))
+        assert {n: gnu.get(n) for n in ours} == ours, name
+        assert {n for n, v in ours.items() if v[2] == "STT_FUNC" and v[1]} >= (
+            {"_start"} if name == "prog" else {"kvm_call_hyp", "host_world_switch"})
+
+
 @needs[OBJDUMP]
 def test_decoded_line_table_agrees_with_the_harness_for_every_instruction(prog, world):
     for elf, img in ((prog[1], assemble_file(prog[0])), world):
@@ -464,6 +494,45 @@ kill
     body = img.source_at(exp_addr)
     assert re.search(rf"Breakpoint 3, __guest_exit \(\) at \S+/entry\.S:{body.line}\n", out), out
     assert not elf.exists()  # the temporary ELF went with the server
+
+
+
+@needs["gdb-multiarch"]
+def test_gdb_next_over_bl_stops_at_the_label_after_the_call(tmp_path):
+    # `bl kvm_call_hyp` returns to `host_after_call:`. host_world_switch is STT_FUNC with its
+    # `.size`, so gdb takes the label for a place inside it, not a function of its own, and `next`
+    # stops there (with every label a function start, it ran on to the end of the program).
+    img = scenario_image(SCENARIO, VARIANT)[0]
+    call = img.symbols["host_after_call"] - 4
+    func = img.symbols["host_world_switch"]
+    assert func < call and img.label_sizes["host_world_switch"] > call + 4 - func
+    srv = subprocess.Popen([sys.executable, "-m", "harness", "gdbserver", "--port", "0", SCENARIO, "--variant", VARIANT],
+                           stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert srv.stderr is not None
+        srv.stderr.readline()
+        argv = shlex.split(srv.stderr.readline().split("connect: ", 1)[1].strip())
+        script = tmp_path / "n.gdb"
+        script.write_text(f"""set pagination off
+set confirm off
+break *{call:#x}
+continue
+x/i $pc
+next
+printf "PC=%lx\\n", $pc
+info symbol $pc
+kill
+""")
+        res = subprocess.run([*argv, "-q", "-batch", "-x", str(script)], capture_output=True, text=True, timeout=120)
+        srv.wait(timeout=30)
+    finally:
+        srv.terminate()
+        srv.wait()
+    out = res.stdout
+    assert res.returncode == 0, res.stderr
+    assert re.search(rf"=> {call:#x} <host_world_switch\+{call - func}>:\tbl\t", out), out
+    assert re.findall(r"^PC=([0-9a-f]+)$", out, re.M) == [f"{call + 4:x}"], out
+    assert f"host_world_switch + {call + 4 - func} in section .text" in out, out
 
 
 def _serve(args: list[str], cwd: Path) -> tuple[list[str], int]:

@@ -5,6 +5,7 @@
 
     .text
 // kvm_call_hyp(fn, args...): x0 = hyp function, x1-x3 its arguments.
+    .type   kvm_call_hyp, %function
 kvm_call_hyp:
     has_vhe x9
     cbnz    x9, __vhe_hyp_call
@@ -12,6 +13,7 @@ kvm_call_hyp:
     hvc     #0                              // non-VHE: into __kvm_hyp_vector el1_sync
     ldr     lr, [sp], #16
     ret
+    .size   kvm_call_hyp, .-kvm_call_hyp
 
 // __vhe_hyp_call (hyp-entry.S): under VHE the kernel is already at EL2: a plain call.
 __vhe_hyp_call:
@@ -168,6 +170,7 @@ kvm_vcpu_kthread:
 // harness's host probes before and straight after the world switch. host_before_call and
 // host_after_call bracket everything the host does to enter and leave the guest: the
 // harness compares the host's PSTATE at these two points (W2).
+    .type   host_world_switch, %function
 host_world_switch:
     stp     x29, x30, [sp, #-32]!
     str     x19, [sp, #16]
@@ -185,6 +188,7 @@ host_after_call:
     ldr     x19, [sp, #16]
     ldp     x29, x30, [sp], #32
     ret
+    .size   host_world_switch, .-host_world_switch
 
     .section .data, "aw"
     .balign 8

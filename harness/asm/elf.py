@@ -2,7 +2,7 @@
 
 ET_EXEC for EM_AARCH64, little-endian: one PT_LOAD per section (so QEMU's `-kernel` and
 `python -m harness run` load it as they load a GNU-built program), section headers, `.symtab`
-with every label and the `$x`/`$d` mapping symbols GNU as emits (objdump disassembles code and
+with every label (typed and sized by `.type`/`.size`) and the `$x`/`$d` mapping symbols GNU as emits (objdump disassembles code and
 dumps data by them), and DWARF 4 (`.debug_line`, plus the `.debug_info`/`.debug_abbrev`/
 `.debug_aranges`/`.debug_ranges` gdb needs to find the line table of the one compile unit).
 
@@ -133,21 +133,14 @@ def _symbols(image: Image, sections) -> tuple[list[tuple[str, int, int, int, int
     labels = [(name, image.symbols[name], index[sec]) for name, sec in image.label_sections.items()
               if not _hidden(name)]
     labels.sort(key=lambda t: (t[1], t[0]))
-    # A typed label (`.type NAME, %function|%object`) extends to the next label of its section.
-    starts: dict[int, list[int]] = {}
-    for _n, value, k in labels:
-        starts.setdefault(k, []).append(value)
+    # As GNU as: `.type` gives the type, `.size` the size (0 without one), any other label is
+    # STT_NOTYPE. gdb takes a sized function, not the labels inside it, for the function at a pc.
     syms = []
     for name, value, k in labels:
-        kind = image.label_types.get(name)
-        stype = {"function": STT_FUNC, "object": STT_OBJECT}.get(kind or "", STT_NOTYPE)
-        size = 0
-        if stype != STT_NOTYPE:
-            _sn, saddr, sdata, _sf = sections[k]
-            later = [v for v in starts[k] if v > value]
-            size = (min(later) if later else saddr + len(sdata)) - value
+        stype = {"function": STT_FUNC, "object": STT_OBJECT}.get(image.label_types.get(name, ""), STT_NOTYPE)
         bind = STB_GLOBAL if name in image.globals else STB_LOCAL
-        syms.append((name, value, max(size, 0), bind, stype, k + 1))
+        size = image.label_sizes.get(name, 0) & 0xFFFF_FFFF_FFFF_FFFF  # `.size f, -4` as GNU as: two's complement
+        syms.append((name, value, size, bind, stype, k + 1))
     local = file_sym + sorted(mapping, key=lambda s: s[1]) + [s for s in syms if s[3] == STB_LOCAL]
     glob = [s for s in syms if s[3] == STB_GLOBAL]
     return local + glob, len(local) + 1  # +1: the null symbol

@@ -43,8 +43,9 @@ class Encoder:
             entry = code[0].addr if code else (segments[0].addr if segments else layout.base)
         label_sections = {lab: sec.name for sec in layout.sections.values() for lab in sec.labels}
         label_types = {n: t for n, t in layout.label_types.items() if n in label_sections}
+        label_sizes = {n: v for n, v in layout.label_sizes.items() if n in label_sections}
         return Image(segments, dict(self.symbols), entry, lines, [], sorted(insn_addrs), frozenset(layout.globals),
-                     label_sections, label_types, macro_calls, code_fill=code_fill)
+                     label_sections, label_types, macro_calls, code_fill=code_fill, label_sizes=label_sizes)
 
     def _prepare(self) -> _Work:
         """Every instruction made ready for keystone, or encoded here (item.fixed): what is left

@@ -85,6 +85,7 @@ class Image:
     # (addr, size) of the alignment padding in code sections that GNU as marks as code ($x): the
     # NOPs it pads with. Not instructions of the program (`insn_addrs`), but code in an ELF.
     code_fill: list[tuple[int, int]] = field(default_factory=list)
+    label_sizes: dict[str, int] = field(default_factory=dict)  # `.size` of a label (st_size)
 
     @staticmethod
     def is_local_symbol(name: str) -> bool:

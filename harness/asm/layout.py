@@ -22,7 +22,7 @@ _MNEMONIC = re.compile(r"[A-Za-z][A-Za-z0-9_.]*$")
 _ASSIGN = re.compile(r"^([A-Za-z_.$][\w.$]*)\s*=\s*(.+)$")
 _LDR_LITERAL = re.compile(r"^ldr\s+([xw]\d+|[xw]zr|lr|fp)\s*,\s*=\s*(.+)$", re.IGNORECASE)
 _IGNORED = {
-    ".global", ".globl", ".type", ".size", ".weak", ".hidden", ".local", ".file", ".loc", ".ident",
+    ".weak", ".hidden", ".local", ".file", ".loc", ".ident",
     ".arch", ".cpu", ".arch_extension", ".purgem", ".func", ".endfunc", ".end", ".protected",
     ".cfi_startproc", ".cfi_endproc", ".cfi_sections", ".cfi_def_cfa", ".cfi_offset", ".cfi_def_cfa_offset",
     ".cfi_restore", ".cfi_undefined", ".cfi_signal_frame", ".cfi_adjust_cfa_offset", ".cfi_rel_offset",
@@ -162,6 +162,7 @@ class Layout:
         self.symbols: dict[str, int] = {}
         self.globals: set[str] = set()
         self.label_types: dict[str, str] = {}
+        self.label_sizes: dict[str, int] = {}  # `.size NAME, EXPR` (st_size in an ELF)
         self.equates = Equates()
         self.pool = LiteralPool(self.equates)
         self._total = 0  # bytes in all sections so far (bounded by MAX_IMAGE_BYTES)
@@ -378,6 +379,13 @@ class Layout:
         if kind in ("function", "object"):  # the symbol type an ELF gets (STT_FUNC, STT_OBJECT)
             self.label_types[name.strip()] = kind
 
+    def _size_directive(self, head: str, rest: str, st: Stmt) -> None:
+        # Evaluated where it stands, as GNU as does: `.size f, .-f` after f's last instruction.
+        name, _, expr = rest.partition(",")
+        if not name.strip() or not expr.strip():
+            raise AsmError(f"{head} needs NAME, EXPR", st.loc, st.via)
+        self.label_sizes[name.strip()] = self.equates.value(expr.strip(), st, self.cur)
+
 
 _Handler = Callable[[Layout, str, str, Stmt], None]
 _DIRECTIVES: dict[str, _Handler] = {
@@ -389,6 +397,7 @@ _DIRECTIVES: dict[str, _Handler] = {
     ".space": Layout._space, ".skip": Layout._space, ".zero": Layout._space, ".fill": Layout._fill,
     ".org": Layout._org, ".ltorg": Layout._ltorg, ".pool": Layout._ltorg, ".equ": Layout._equ, ".set": Layout._equ,
     ".global": Layout._global, ".globl": Layout._global, ".type": Layout._type,
+    ".size": Layout._size_directive,
 }
 
 
