@@ -6,19 +6,25 @@ import os
 import stat
 import struct
 from pathlib import Path
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
+from typing import TYPE_CHECKING
 
 from harness.asm.image import AsmError, Image, Segment, SourceLoc
 from harness.memmap import RAM_SIZE
 
-# What pyelftools raises, besides ELFError, on a damaged file (verified by fuzzing mutated ELFs).
-_ELF_DAMAGE = (ELFError, struct.error, ValueError, KeyError, IndexError, TypeError, AttributeError,
+if TYPE_CHECKING:
+    from elftools.elf.elffile import ELFFile
+
+# What pyelftools raises, besides its ELFError, on a damaged file (verified by fuzzing mutated ELFs).
+_ELF_DAMAGE = (struct.error, ValueError, KeyError, IndexError, TypeError, AttributeError,
                AssertionError, UnicodeDecodeError, OverflowError, EOFError, RecursionError)
 
 
 def load_elf(path: str | os.PathLike) -> Image:
+    # pyelftools is imported here, so running a .S or a .bin does not load it
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    damage = (ELFError, *_ELF_DAMAGE)
     p = _readable(Path(path))
     try:
         with p.open("rb") as f:
@@ -62,12 +68,12 @@ def load_elf(path: str | os.PathLike) -> Image:
                                 globals_.add(sym.name)
             try:
                 lines, files = _dwarf_lines(elf)
-            except _ELF_DAMAGE:
+            except damage:
                 lines, files = [], []  # damaged debug information: run without source lines
             entry = elf.header["e_entry"]
     except OSError as e:
         raise AsmError(f"{p}: cannot load ELF: {e.strerror}") from None
-    except _ELF_DAMAGE as e:
+    except damage as e:
         raise AsmError(f"{p}: cannot load ELF: {type(e).__name__}: {str(e)[:200] or 'damaged file'}") from None
     if not segments:
         raise AsmError(f"{p}: no loadable segment: an empty program")
@@ -187,11 +193,12 @@ def load_program(path: str | os.PathLike, *, load_addr: int | None = None, **asm
     """By suffix: .S/.s assembled by the harness (at load_addr, when given), .elf (or ELF magic)
     loaded where its program headers say, .bin flat at load_addr. A program with no code or data
     is an error, as is a load address for an ELF (its headers place it)."""
-    from harness.asm.assembler import assemble_file
-
     p = _readable(Path(path))
     suffix = p.suffix.lower()
     if suffix in (".s", ".asm"):
+        # only a .S needs the assembler (and capstone)
+        from harness.asm.assembler import assemble_file
+
         if load_addr is not None:
             asm_kwargs["base"] = load_addr
         image = assemble_file(p, **asm_kwargs)

@@ -18,9 +18,7 @@ from pathlib import Path
 
 from harness.scenarios import summary
 from harness.trace import events as ev
-from harness.trace.plot import plot_timeline
 from harness.trace.timeline import Span
-from harness.trace.vcd import vcd_date, write_vcd
 
 MANIFEST = "run.json"
 RESULT_JSON = "scenarios.json"
@@ -62,6 +60,10 @@ def write_reports(result: dict, events_by_scenario: dict[str, list[ev.Event]], o
                   pictures: set[str], start_by_scenario: dict[str, int] | None = None) -> list[Path]:
     """Write the reports; `pictures` are the scenario ids that get a timeline PNG; a timeline
     starts where the scenario's first kernel phase does unless `start_by_scenario` says."""
+    # matplotlib and the VCD writer load here, so `scenarios --no-reports` does without them
+    from harness.trace.plot import plot_timeline
+    from harness.trace.vcd import vcd_date, write_vcd
+
     prepare_reports_dir(out_dir)
     _clean(out_dir)
     date = vcd_date()
