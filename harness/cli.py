@@ -49,6 +49,17 @@ def _positive(text: str) -> int:
     return n
 
 
+def jobs_arg(text: str) -> int:
+    """argparse type of -j N (scenarios, explore): a number of worker processes, at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of worker processes, at least 1")
+    return n
+
+
 def load_addr_arg(text: str) -> int:
     """argparse type of --load-addr (run, debug, gdbserver): an address in RAM, 4-byte aligned."""
     from harness.memmap import RAM_BASE, RAM_END

@@ -137,3 +137,20 @@ def test_one_variant_or_user_scenarios_alone(result):
     text = _render(users, 80, True)
     assert "Your scenarios" in text
     assert "Where the variants differ" not in text and "One variant ran" not in text and "Every configuration" not in text
+
+
+def test_json_is_the_same_for_any_jobs():
+    """-j N runs each (variant, CPU) in a worker process; the result is the one process's, in the
+    same order, but for the wall time and the command line that asked for it."""
+    outs = []
+    for jobs in ("1", "2"):
+        p = _cli("--json", "--only", "*-kvm_run-pan0-uao0-*", "-j", jobs)
+        assert p.returncode == 0, p.stderr
+        d = json.loads(p.stdout)
+        assert d["harness"].pop("command").endswith(f"-j {jobs}")
+        d["harness"].pop("seconds")
+        outs.append(json.dumps(d, indent=1, sort_keys=True))
+    assert outs[0] == outs[1]
+    d = json.loads(outs[0])
+    assert len({(s["variant"], s["config"]["cpu"]) for s in d["scenarios"]}) > 2   # many worker tasks
+    assert any(s["config"]["diff"] for s in d["scenarios"])   # a user variant's diff among them

@@ -12,12 +12,18 @@ from pathlib import Path
 
 from rich.console import Console
 
-from harness.cli import ArgumentParser  # one-line usage errors, exit 2
+from harness.cli import ArgumentParser, jobs_arg  # ArgumentParser: one-line usage errors, exit 2
 from harness.data import FIDELITY_JSON, REPORTS_DIR
 from harness.scenarios import claims as claims_mod
 from harness.scenarios.catalog import SelectionError, add_selection_arguments, selection_of
 from harness.scenarios.report import prepare_reports_dir
-from harness.scenarios.runner import ScenarioError, ScenarioRun, StoppedVariant, run_scenarios
+from harness.scenarios.runner import (
+    ScenarioError,
+    ScenarioRun,
+    StoppedVariant,
+    default_jobs,
+    run_scenarios,
+)
 from harness.scenarios.summary import outcomes
 from harness.scenarios.terminal import print_result
 from harness.scenarios.user import UserFileError
@@ -42,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--details", action="store_true",
                     help="also print the full comparison: every configuration under every variant")
     add_selection_arguments(ap)
+    ap.add_argument("-j", "--jobs", type=jobs_arg, default=None, metavar="N",
+                    help="worker processes (default: the number of cores); the result does not depend on it")
     ap.add_argument("--reports", metavar="DIR", type=Path, default=REPORTS_DIR, help="where to write reports")
     ap.add_argument("--no-reports", action="store_true", help="do not write reports/")
     ap.add_argument("--all-timelines", action="store_true", help="a timeline picture for every scenario (slow)")
@@ -65,7 +73,8 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     stopped: list[StoppedVariant] = []
     try:
-        runs = _run(scenarios, tuple(args.arch_quirk), stopped, show=not args.json and sys.stderr.isatty())
+        runs = _run(scenarios, tuple(args.arch_quirk), stopped, args.jobs or default_jobs(),
+                    show=not args.json and sys.stderr.isatty())
     except ScenarioError as e:
         print(str(e), file=sys.stderr)
         return EXIT_BAD_INPUT if e.bad_input else EXIT_HARNESS
@@ -101,15 +110,15 @@ def main(argv: list[str]) -> int:
     return EXIT_HARNESS if failed or reports_lost else EXIT_OK
 
 
-def _run(scenarios, quirks, stopped: list[StoppedVariant], *, show: bool) -> list[ScenarioRun]:
+def _run(scenarios, quirks, stopped: list[StoppedVariant], jobs: int, *, show: bool) -> list[ScenarioRun]:
     if not show:
-        return run_scenarios(scenarios, quirks=quirks, stopped=stopped)
+        return run_scenarios(scenarios, quirks=quirks, stopped=stopped, jobs=jobs)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("scenarios"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("", total=len(scenarios))
-        return run_scenarios(scenarios, quirks=quirks, stopped=stopped,
+        return run_scenarios(scenarios, quirks=quirks, stopped=stopped, jobs=jobs,
                              progress=lambda r: bar.update(task, advance=1, description=r.scenario.id))
 
 

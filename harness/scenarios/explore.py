@@ -35,8 +35,7 @@ This module runs on the board through harness.machine only; it never calls Unico
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from harness.arch.exceptions import ExceptionType, SysCtx, async_masked, route_async
@@ -44,7 +43,13 @@ from harness.arch.pstate import PState
 from harness.arch.regs import HCR_EL2
 from harness.machine import Board, decode
 from harness.scenarios.invariants import check_points, phase
-from harness.scenarios.runner import MAX_INSNS, ScenarioError, _Booted, booted_for
+from harness.scenarios.runner import (
+    MAX_INSNS,
+    ScenarioError,
+    _Booted,
+    booted_for,
+    pool_map,
+)
 from harness.scenarios.scenario import Scenario
 from harness.scenarios.world import FAILURE_LABELS
 from harness.trace import events as ev
@@ -377,25 +382,8 @@ def explore_all(scenarios: list[Scenario], kinds: Iterable[str] = KINDS, *, jobs
     kinds = tuple(kinds)
     tasks = [(sc, kinds, quirks) for sc in scenarios]
     out: list[dict] = []
-    for res in _map(tasks, jobs):
+    for res in pool_map(_explore_one, tasks, jobs):
         out.append(res)
         if progress is not None:
             progress(res)
     return out
-
-
-def _map(tasks: list, jobs: int) -> Iterator[dict]:
-    if jobs <= 1 or len(tasks) <= 1:
-        for t in tasks:
-            yield _explore_one(t)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # spawn: a fresh interpreter per worker, nothing of this process's Unicorn state inherited
-    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield from pool.map(_explore_one, tasks, chunksize=1)
-
-
-def default_jobs() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

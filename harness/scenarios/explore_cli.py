@@ -13,12 +13,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from harness.cli import ArgumentParser  # one-line usage errors, exit 2
+from harness.cli import ArgumentParser, jobs_arg  # ArgumentParser: one-line usage errors, exit 2
 from harness.data import REPORTS_DIR
 from harness.scenarios.catalog import SelectionError, add_selection_arguments, selection_of
-from harness.scenarios.explore import KINDS, default_jobs, explore_all
+from harness.scenarios.explore import KINDS, explore_all
 from harness.scenarios.invariants import INVARIANTS, evaluate
-from harness.scenarios.runner import ScenarioError
+from harness.scenarios.runner import ScenarioError, default_jobs
 from harness.scenarios.scenario import Scenario
 from harness.scenarios.user import UserFileError
 
@@ -33,16 +33,6 @@ def _kinds(text: str) -> tuple[str, ...]:
     return tuple(k for k in KINDS if k in kinds)
 
 
-def _jobs(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: a number of worker processes, at least 1")
-    return n
-
-
 def _parser() -> argparse.ArgumentParser:
     ap = ArgumentParser(
         prog="python -m harness explore",
@@ -51,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     add_selection_arguments(ap)
     ap.add_argument("--kinds", type=_kinds, default=KINDS, metavar="irq,fiq,serror",
                     help="which interrupts to inject (default: all three)")
-    ap.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N",
+    ap.add_argument("-j", "--jobs", type=jobs_arg, default=None, metavar="N",
                     help="worker processes (default: the number of cores); the result does not depend on it")
     ap.add_argument("--json", action="store_true", help="print everything as JSON (no tables)")
     ap.add_argument("--reports", metavar="DIR", type=Path, default=REPORTS_DIR,

@@ -1,11 +1,14 @@
 """Run scenarios on the board: one Board and one boot per (variant, CPU, VHE), then each
-configuration from a snapshot taken where the vcpu thread starts (`host_main`)."""
+configuration from a snapshot taken where the vcpu thread starts (`host_main`). With jobs > 1,
+worker processes assemble the images and run a (variant, CPU) each; the results are those of one
+process, in the order given."""
 
 from __future__ import annotations
 
 import gc
+import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,10 +80,11 @@ class ScenarioRun:
 
 
 class _Booted:
-    """A board booted up to SNAPSHOT_LABEL for one (variant, cpu, vhe, quirks)."""
+    """A board booted up to SNAPSHOT_LABEL for one (variant, cpu, vhe, quirks); `image`: the
+    scenario's world, when it is already assembled."""
 
-    def __init__(self, scenario: Scenario, quirks: tuple[str, ...]) -> None:
-        self.board = _board_with_world(scenario, quirks=quirks, label_events=list(LABELS))
+    def __init__(self, scenario: Scenario, quirks: tuple[str, ...], image: Image | None = None) -> None:
+        self.board = _board_with_world(scenario, quirks=quirks, image=image, label_events=list(LABELS))
         self.image = self.board.image
         self.config_addr = self.image.addr_of("scenario_config")
         self._write_config(scenario)
@@ -154,12 +158,14 @@ def _world(scenario: Scenario, features: Features) -> Image:
     return image
 
 
-def _board_with_world(scenario: Scenario, *, quirks: tuple[str, ...] = (), **board_kwargs) -> Board:
+def _board_with_world(scenario: Scenario, *, quirks: tuple[str, ...] = (), image: Image | None = None,
+                      **board_kwargs) -> Board:
     try:
         board = Board(scenario.cpu, quirks=quirks, **board_kwargs)
     except BoardError as e:
         raise ScenarioError(f"{scenario.id}: {e}") from None
-    image = _world(scenario, board.features)
+    if image is None:
+        image = _world(scenario, board.features)
     try:
         board.load(image)
     except BoardError as e:
@@ -173,6 +179,7 @@ def run_scenarios(
     quirks: tuple[str, ...] = (),
     progress: Callable[[ScenarioRun], None] | None = None,
     stopped: list[StoppedVariant] | None = None,
+    jobs: int = 1,
 ) -> list[ScenarioRun]:
     """Run each scenario (in the order given); boots are shared where they can be.
 
@@ -180,48 +187,161 @@ def run_scenarios(
     (bad_input) before anything runs. Without `stopped`, a boot that fails raises ScenarioError.
     With it, a variant whose boot, or whose first scenario on a boot, fails is stopped there:
     it is appended to `stopped` once, with the count of its scenarios not run, and the run goes
-    on with the other variants."""
+    on with the other variants. `jobs` > 1: in that many worker processes, with the same result."""
     scenarios = list(scenarios)
-    for sc in {(s.variant, s.diff, s.cpu): s for s in scenarios}.values():
-        _world(sc, _FEATURES[sc.cpu])
+    stop = stopped is not None
+    groups: dict[tuple, list[Scenario]] = {}   # per image: (variant, diff, CPU), in order
+    for s in scenarios:
+        groups.setdefault((s.variant, s.diff, s.cpu), []).append(s)
+    jobs = _workers(jobs, len(groups))
+    if jobs <= 1:
+        images = {k: _world(g[0], _FEATURES[k[2]]) for k, g in groups.items()}
+        return _replay(scenarios, _run_group(scenarios, images, quirks, stop), stopped, progress)
+    with _pool(jobs) as pool:
+        try:
+            return _run_pooled(pool, scenarios, groups, quirks, stopped, progress)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)   # a failure or Ctrl-C: do not wait for the rest
+            raise
+
+
+def _run_pooled(pool, scenarios: list[Scenario], groups: dict[tuple, list[Scenario]], quirks: tuple[str, ...],
+                stopped: list[StoppedVariant] | None, progress: Callable[[ScenarioRun], None] | None) -> list[ScenarioRun]:
+    """run_scenarios in worker processes: the images assembled, then a (variant, diff, CPU) per task."""
+    images = {}
+    for k, got in zip(groups, pool.map(_assemble_task, [g[0] for g in groups.values()]), strict=True):
+        if isinstance(got, tuple):   # the first image (in order) that does not assemble
+            raise ScenarioError(got[0], bad_input=got[1])
+        images[k] = got
+    tasks = [(g, {k: images[k]}, quirks, stopped is not None) for k, g in groups.items()]
+    results = pool.map(_group_task, tasks)
+    by_group: dict[tuple, Iterator] = {}
+
+    def outcomes() -> Iterator:   # in the order of `scenarios`, each group's as it arrives
+        for s in scenarios:
+            k = (s.variant, s.diff, s.cpu)
+            while k not in by_group:
+                g = next(results)
+                by_group[(g[0][0], g[0][1], g[0][2])] = iter(g[1])
+            yield next(by_group[k])
+
+    return _replay(scenarios, outcomes(), stopped, progress)
+
+
+@dataclass
+class _BootFailed:
+    message: str
+    bad_input: bool
+
+
+def _run_group(scenarios: list[Scenario], images: dict[tuple, Image], quirks: tuple[str, ...],
+               stop: bool) -> Iterator[tuple[ScenarioRun, bool] | _BootFailed | None]:
+    """Per scenario, in order: (its run, whether it was the first on its boot), _BootFailed, or
+    None when its variant stopped earlier here (with `stop`: see run_scenarios)."""
     last = {(s.variant, s.diff, s.cpu, s.vhe): i for i, s in enumerate(scenarios)}
     booted: dict[tuple, _Booted] = {}
-    dead: dict[tuple, StoppedVariant] = {}
-    out = []
+    dead: set[tuple] = set()
     try:
         for i, sc in enumerate(scenarios):
             variant = (sc.variant, sc.diff)
             key = (sc.variant, sc.diff, sc.cpu, sc.vhe)
             if variant in dead:
-                dead[variant].skipped += 1
+                yield None
                 continue
             first = key not in booted
             if first:
                 try:
-                    booted[key] = _Booted(sc, quirks)
+                    booted[key] = _Booted(sc, quirks, images[key[:3]])
                 except ScenarioError as e:
-                    if stopped is None or e.bad_input:
-                        raise
-                    dead[variant] = StoppedVariant(sc.variant, str(e), None, skipped=1)
-                    stopped.append(dead[variant])
+                    dead.add(variant)
+                    yield _BootFailed(str(e), e.bad_input)
                     continue
             run = booted[key].run(sc)
-            out.append(run)
-            if progress is not None:
-                progress(run)
-            if first and stopped is not None and (not run.ok or run.observations.failures):
-                dead[variant] = StoppedVariant(sc.variant, f"{sc.id}: {run.status}: {run.message}", run)
-                stopped.append(dead[variant])
+            if first and stop and (not run.ok or run.observations.failures):
+                dead.add(variant)
             if i == last[key]:   # no later scenario boots from it
                 booted.pop(key).board.close()
+            yield run, first
     finally:
-        for boot in booted.values():
-            boot.board.close()
+        for b in booted.values():
+            b.board.close()
         booted.clear()
         # close() released Unicorn's memory; the binding's MMIO callbacks still tie each closed
         # Board in a cycle, collected once here
         gc.collect()
+
+
+def _replay(scenarios: list[Scenario], outcomes: Iterable, stopped: list[StoppedVariant] | None,
+            progress: Callable[[ScenarioRun], None] | None) -> list[ScenarioRun]:
+    """The runs of _run_group's outcomes, in order; a variant stops where one process would stop it."""
+    dead: dict[tuple, StoppedVariant] = {}
+    out = []
+    for sc, got in zip(scenarios, outcomes, strict=True):
+        variant = (sc.variant, sc.diff)
+        if variant in dead:
+            dead[variant].skipped += 1
+            continue
+        assert got is not None, f"{sc.id}: skipped, but its variant is not stopped"
+        if isinstance(got, _BootFailed):
+            if stopped is None or got.bad_input:
+                raise ScenarioError(got.message, bad_input=got.bad_input)
+            dead[variant] = StoppedVariant(sc.variant, got.message, None, skipped=1)
+            stopped.append(dead[variant])
+            continue
+        run, first = got
+        out.append(run)
+        if progress is not None:
+            progress(run)
+        if first and stopped is not None and (not run.ok or run.observations.failures):
+            dead[variant] = StoppedVariant(sc.variant, f"{sc.id}: {run.status}: {run.message}", run)
+            stopped.append(dead[variant])
     return out
+
+
+# ---------------------------------------------------------------- worker processes (jobs > 1)
+
+def default_jobs() -> int:
+    """The number of cores this process may run on (the default of -j)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _workers(jobs: int, tasks: int) -> int:
+    """How many worker processes to start: none (1: run here) for one task, or inside a daemonic
+    process (a multiprocessing worker, such as the fuzz suite's), which may not have children."""
+    import multiprocessing
+
+    return 1 if tasks <= 1 or multiprocessing.current_process().daemon else min(jobs, tasks)
+
+
+def _pool(workers: int):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a fresh interpreter per worker, nothing of this process's Unicorn state inherited
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def pool_map(fn: Callable, tasks: list, jobs: int) -> Iterator:
+    """fn over tasks, in order; in up to `jobs` worker processes (see _workers)."""
+    jobs = _workers(jobs, len(tasks))
+    if jobs <= 1:
+        yield from map(fn, tasks)
+        return
+    with _pool(jobs) as pool:
+        yield from pool.map(fn, tasks, chunksize=1)
+
+
+def _assemble_task(sc: Scenario) -> Image | tuple[str, bool]:
+    try:
+        return _world(sc, _FEATURES[sc.cpu])
+    except ScenarioError as e:   # (an exception's keyword arguments do not survive pickling)
+        return str(e), e.bad_input
+
+
+def _group_task(args: tuple) -> tuple[tuple, list]:
+    scenarios, images, quirks, stop = args
+    sc = scenarios[0]
+    return (sc.variant, sc.diff, sc.cpu), list(_run_group(scenarios, images, quirks, stop))
 
 
 def load_scenario_board(scenario: Scenario, *, quirks: tuple[str, ...] = (), **board_kwargs) -> Board:
