@@ -29,11 +29,9 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	PSTATE_FUZZ_SLOW=1 $(PY) -m pytest -q -m slow; s=$$?; [ $$s -eq 5 ] && exit 0 || exit $$s
 
+# Every figure next to its target, then one summary table; exits 1 when a target is missed.
 bench: $(STAMP)
-	$(PY) bench/bench_board.py
-	$(PY) bench/bench_scenarios.py
-	$(PY) bench/bench_debugger.py
-	$(PY) bench/bench_explore.py
+	$(PY) bench/run_all.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check harness tests bench

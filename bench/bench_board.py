@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
+from figures import Figure, report, yardstick
 from unicorn import UC_ARCH_ARM64, UC_MODE_ARM, Uc
 from unicorn import arm64_const as U
 
@@ -65,22 +66,35 @@ def harness(image, **kw) -> tuple[float, int]:
     return elapsed, result.icount
 
 
-def main() -> None:
+def measure() -> list[Figure]:
     iters = 5_000_000
     image = assemble_text(LOOP.format(iters=iters), "bench-loop.S")
     stop_at = image.addr_of("done")
     insns = iters * PER_ITER
     raw = min(raw_unicorn(image, stop_at) for _ in range(5))
     ours, counted = min(harness(image) for _ in range(5))
+    raw_mips, ours_mips = insns / raw / 1e6, insns / ours / 1e6
     print(f"loop program: {insns / 1e6:.0f} M instructions (board counted {counted:,})")
-    print(f"raw Unicorn : {insns / raw / 1e6:8.1f} MIPS")
-    print(f"harness     : {insns / ours / 1e6:8.1f} MIPS   ratio {raw / ours:.2f} (target >= 0.8)")
+    print(f"raw Unicorn : {raw_mips:8.1f} MIPS")
+    print(f"harness     : {ours_mips:8.1f} MIPS   ratio {raw / ours:.2f} (target >= 0.8)")
 
     t_iters = 200_000
     t_image = assemble_text(LOOP.format(iters=t_iters), "bench-trace.S")
     traced, t_count = min(harness(t_image, trace_insns=True) for _ in range(3))
-    print(f"with --trace-insns: {t_count / traced / 1e6:8.2f} MIPS over {t_count:,} instructions (target >= 1.5)")
+    trace_mips = t_count / traced / 1e6
+    print(f"with --trace-insns: {trace_mips:8.2f} MIPS over {t_count:,} instructions (target >= 1.5)", flush=True)
+    return [
+        yardstick("bare Unicorn, loop (no hooks)", raw_mips, "MIPS", digits=1),
+        Figure("board / bare Unicorn, loop", raw / ours, "x", 0.8, at_most=False,
+               note=f"{ours_mips:.1f} MIPS against bare Unicorn's {raw_mips:.1f}"),
+        Figure("--trace-insns", trace_mips, "MIPS", 1.5, at_most=False,
+               note=f"{trace_mips / raw_mips:.3f} of bare Unicorn's throughput (a Python hook per instruction)"),
+    ]
+
+
+def main() -> int:
+    return report(measure(), "bench_board")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
