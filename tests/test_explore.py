@@ -14,7 +14,7 @@ import pytest
 
 from harness.arch.regs import HCR_EL2, PSTATE
 from harness.scenarios.explore import Explorer, compact, walk_baseline
-from harness.scenarios.explore_cli import summarize
+from harness.scenarios.explore_cli import json_document, segments_of, summarize
 from harness.scenarios.explore_report import render
 from harness.scenarios.invariants import check_points, evaluate
 from harness.scenarios.runner import booted_for
@@ -216,6 +216,26 @@ def test_json_is_the_same_for_any_jobs():
     assert [x["id"] for x in d["invariants"]] == ["X1", "X2", "X3", "X4", "X5", "X6"]
 
 
+def test_json_rows_keep_every_segment(explored):
+    """--json prints segments as rows of COLUMNS with the invariants' verdicts and the source map
+    shared; reading it back gives every segment, every field, and it is much smaller."""
+    results = []
+    for res, _ in explored.values():
+        res = json.loads(json.dumps(res))   # a copy: check_points and compact add to it
+        check_points(res)
+        results.append(compact(res))
+    result = summarize(results, evaluate(results), ("irq", "fiq", "serror"))
+    doc = json.loads(json.dumps(json_document(result)))
+    assert len(doc["scenarios"]) == 2 and doc["table"] == result["table"] and doc["invariants"] == result["invariants"]
+    for r, s in zip(results, doc["scenarios"], strict=True):
+        assert segments_of(doc, s) == r["kinds"]
+        assert doc["src"][s["src"]].items() >= r["src"].items()
+        assert {k: v for k, v in s.items() if k not in ("kinds", "src")} == \
+            {k: v for k, v in r.items() if k not in ("kinds", "src")}
+    size = len(json.dumps(doc, separators=(",", ":")))
+    assert size < 0.7 * len(json.dumps(result, separators=(",", ":")))
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--kinds", "irq,nmi"], "choose among"),
     (["--variant", "v9"], "unknown variant"),
@@ -249,7 +269,8 @@ def test_cli_arch_quirk_reaches_the_points():
         assert r.returncode == 0, r.stderr
         d = json.loads(r.stdout)
         assert d["harness"]["quirks"] == list(quirk[1:])
-        taken = [x for x in d["scenarios"][0]["kinds"]["irq"] if x["outcome"] == "taken" and x["before"] >> dit & 1]
+        segs = segments_of(d, d["scenarios"][0])["irq"]
+        taken = [x for x in segs if x["outcome"] == "taken" and x["before"] >> dit & 1]
         assert taken
         seen[quirk[1:]] = {x["after"] >> dit & 1 for x in taken}
     assert seen == {(): {1}, ("dit_cleared_on_entry",): {0}}

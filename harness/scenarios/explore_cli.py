@@ -76,6 +76,51 @@ def summarize(results: list[dict], verdicts: list[dict], kinds: tuple[str, ...],
             "table": table, "invariants": verdicts, "scenarios": results}
 
 
+# --json: each scenario's segments as rows of these columns (README, "explore --json")
+COLUMNS = ("n_first", "n_last", "at", "el", "phase", "outcome", "rule_target_el", "rule_masked", "ran_at", "taken_at",
+           "taken_where", "to_el", "vector", "before", "after", "returned", "differs", "end", "end_where",
+           "exit_code", "x", "note", "x_why")
+
+
+def json_document(result: dict) -> dict:
+    """`result` (summarize's) as --json prints it, losing nothing: a segment is a row of COLUMNS,
+    its `x` (verdict per invariant) an index into `x_sets`; the label -> file:line map is kept
+    once per image under `src`, and a scenario's `src` names its image ("variant/cpu")."""
+    x_sets: dict[str, int] = {}
+    src: dict[str, dict[str, str]] = {}
+    scenarios = []
+    for r in result["scenarios"]:
+        image = f"{r['variant']}/{r['axes']['cpu']}"
+        src.setdefault(image, {}).update(r["src"])
+        kinds = {}
+        for kind, segs in r["kinds"].items():
+            rows = []
+            for seg in segs:
+                x = json.dumps(seg["x"], sort_keys=True)
+                row = {**seg, "n_first": seg["n"][0], "n_last": seg["n"][1], "rule_target_el": seg["rule"]["target_el"],
+                       "rule_masked": seg["rule"]["masked"], "x": x_sets.setdefault(x, len(x_sets))}
+                rows.append([row.get(c) for c in COLUMNS])
+            kinds[kind] = rows
+        scenarios.append({**r, "kinds": kinds, "src": image})
+    return {**result, "scenarios": scenarios, "columns": list(COLUMNS),
+            "x_sets": [json.loads(x) for x in x_sets], "src": {k: dict(sorted(v.items())) for k, v in src.items()}}
+
+
+def segments_of(doc: dict, scenario: dict) -> dict[str, list[dict]]:
+    """A --json document's scenario's segments, per kind, as dicts again (the reader of COLUMNS)."""
+    out = {}
+    for kind, rows in scenario["kinds"].items():
+        segs = []
+        for row in rows:
+            d = dict(zip(doc["columns"], row, strict=True))
+            seg = {"n": [d.pop("n_first"), d.pop("n_last")],
+                   "rule": {"target_el": d.pop("rule_target_el"), "masked": d.pop("rule_masked")}}
+            seg.update(d, x=doc["x_sets"][d["x"]])
+            segs.append({k: v for k, v in seg.items() if v is not None or k not in ("note", "x_why")})
+        out[kind] = segs
+    return out
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     err = Console(stderr=True)
@@ -103,7 +148,7 @@ def main(argv: list[str]) -> int:
             print(f"{args.reports}: cannot write the report: {e.strerror}", file=sys.stderr)
     if args.json:
         # compact: a full run has some 10^5 segments (pipe it through jq to read it)
-        print(json.dumps(result, sort_keys=True, separators=(",", ":")))
+        print(json.dumps(json_document(result), sort_keys=True, separators=(",", ":")))
     else:
         _print(Console(width=None if sys.stdout.isatty() else 170), result, seconds, jobs, report)
     return EXIT_OK
