@@ -157,11 +157,16 @@ def test_injection_is_exact_on_the_board(explorer):
         assert e.icount == expect and e.elr == walk.boundaries[expect].pc
 
 
-def test_shared_runs_equal_one_run_per_point(explorer):
+@pytest.mark.parametrize("sc, kind", [
+    (Scenario("patch-2017", "max", False, "kvm_run", 0, 0, "serror"), "serror"),
+    # v5.11's __guest_enter and __guest_exit read ISR_EL1: a masked interrupt pending there changes
+    # the run, so no shared group may span those reads
+    (Scenario("v5.11", "max", True, "kvm_run", 0, 0, "irq"), "irq"),
+], ids=["patch-2017-serror", "v5.11-irq"])
+def test_shared_runs_equal_one_run_per_point(explorer, sc, kind):
     """The shared continuations give exactly what one run per point gives."""
-    sc = Scenario("patch-2017", "max", False, "kvm_run", 0, 0, "serror")
-    shared = explorer.scenario(sc, ("serror",))
-    alone = explorer.scenario(sc, ("serror",), share=False)
+    shared = explorer.scenario(sc, (kind,))
+    alone = explorer.scenario(sc, (kind,), share=False)
     n_shared = 0
     for kind in shared["kinds"]:
         for a, b in zip(shared["kinds"][kind], alone["kinds"][kind], strict=True):

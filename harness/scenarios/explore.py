@@ -16,8 +16,9 @@ IMO/FMO/AMO/TGE and SCR_EL3, then `async_masked`, i.e. PSTATE.I/F/A against the 
 a masked point records where and when it was finally taken, if it was.
 
 Shared continuations. A pending interrupt that is masked changes no architectural state until
-it is taken: the board does not model ISR_EL1, and a pending interrupt would wake a WFI/WFE, so
-boundaries are never grouped across one. The runs from consecutive boundaries where a kind is
+it is taken, except through the instructions that observe it: an MRS of ISR_EL1 reads it (v5.11's
+__guest_enter and __guest_exit do) and a WFI/WFE wakes on it, so boundaries are never grouped
+across one. The runs from consecutive boundaries where a kind is
 masked therefore coincide from the first boundary where it is unmasked on: one of them (the
 latest) is run and its outcome is attributed to each, which names it in `shared_with`. The test
 suite compares this with one run per point (tests/test_explore.py).
@@ -38,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from harness.arch import sysregs
 from harness.arch.exceptions import ExceptionType, SysCtx, async_masked, route_async
 from harness.arch.pstate import PState
 from harness.arch.regs import HCR_EL2
@@ -80,7 +82,7 @@ class Boundary:
     pc: int
     pstate: int
     hcr: int
-    wfx: bool            # the instruction here is a WFI/WFE (a pending interrupt would wake it)
+    sees_pending: bool   # the instruction here observes a pending interrupt (_sees_pending)
     masked_after: bool   # every kind masked at an exception entry taken here (same count)
 
 
@@ -163,9 +165,9 @@ def walk_baseline(booted: _Booted, sc: Scenario) -> Walk:
             open_ = any(not held_back(k, ps, hcr, scr)[1] for k in KINDS)
             if open_:
                 old = boundaries[n]
-                boundaries[n] = Boundary(old.icount, old.pc, old.pstate, old.hcr, old.wfx, False)
+                boundaries[n] = Boundary(old.icount, old.pc, old.pstate, old.hcr, old.sees_pending, False)
         else:
-            boundaries[n] = Boundary(n, pc, ps.to_bits(), hcr, decode.is_wfx(b.word_at(pc))[0], True)
+            boundaries[n] = Boundary(n, pc, ps.to_bits(), hcr, _sees_pending(b.word_at(pc)), True)
             if end is None:
                 snapshots[n] = b.save_state()
                 if pc == last and n > start:
@@ -185,10 +187,22 @@ def walk_baseline(booted: _Booted, sc: Scenario) -> Walk:
     return Walk(boundaries, snapshots, start, end, list(b.events), booted.exit_code(), scr, guest, exit_)
 
 
+_ISR_EL1 = sysregs.lookup("ISR_EL1").encoding
+
+
+def _sees_pending(word: int) -> bool:
+    """A pending interrupt changes what this instruction does: a WFI/WFE wakes on it, an MRS of
+    ISR_EL1 reads it."""
+    if decode.is_wfx(word)[0]:
+        return True
+    ops = decode.sysreg_operands(word)
+    return ops is not None and ops[2] and ops[0] == _ISR_EL1
+
+
 def _masked_through(walk: Walk, kind: str, n: int) -> bool:
-    """`kind` is held back at every state with count n, and no WFI/WFE runs there."""
+    """`kind` is held back at every state with count n, and nothing there observes it pending."""
     bd = walk.boundaries[n]
-    return (not bd.wfx and bd.masked_after
+    return (not bd.sees_pending and bd.masked_after
             and held_back(kind, PState.from_bits(bd.pstate), bd.hcr, walk.scr)[1])
 
 
