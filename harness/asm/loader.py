@@ -19,6 +19,48 @@ _ELF_DAMAGE = (struct.error, ValueError, KeyError, IndexError, TypeError, Attrib
                AssertionError, UnicodeDecodeError, OverflowError, EOFError, RecursionError)
 
 
+def _load_segments(p: Path, elf) -> list[Segment]:
+    """The PT_LOAD segments, checked against RAM and the file before anything is allocated."""
+    segments = []
+    total = 0
+    for seg in elf.iter_segments():
+        if seg["p_type"] != "PT_LOAD" or not seg["p_memsz"]:
+            continue
+        memsz, filesz = seg["p_memsz"], seg["p_filesz"]
+        total += memsz
+        if total > RAM_SIZE:  # checked before anything is allocated
+            raise AsmError(f"{p}: segments at {seg['p_vaddr']:#x} and before need {total:#x} bytes, "
+                           f"more than the {RAM_SIZE >> 20} MiB of RAM")
+        if filesz > memsz:
+            raise AsmError(f"{p}: segment at {seg['p_vaddr']:#x} has more file bytes ({filesz:#x}) than "
+                           f"memory bytes ({memsz:#x})")
+        data = seg.data()
+        if len(data) != filesz:
+            raise AsmError(f"{p}: segment at {seg['p_vaddr']:#x} runs past the end of the file")
+        data = data.ljust(memsz, b"\0")
+        flags = "r" + ("w" if seg["p_flags"] & 2 else "") + ("x" if seg["p_flags"] & 1 else "")
+        segments.append(Segment(f"LOAD@{seg['p_vaddr']:#x}", seg["p_vaddr"], data, flags))
+    return segments
+
+
+def _symbols(elf) -> tuple[dict[str, int], set[str], list[tuple[int, bool]]]:
+    """Defined labels, the global ones, and the $x/$d mapping symbols (code or data from there on)."""
+    symbols: dict[str, int] = {}
+    globals_: set[str] = set()
+    mapping: list[tuple[int, bool]] = []
+    symtab = elf.get_section_by_name(".symtab")
+    if symtab is not None:
+        for sym in symtab.iter_symbols():
+            if sym.name.startswith("$x") or sym.name.startswith("$d"):
+                mapping.append((sym["st_value"], sym.name.startswith("$x")))
+            if sym.name and not sym.name.startswith("$") and sym["st_info"]["type"] in ("STT_NOTYPE", "STT_FUNC", "STT_OBJECT"):
+                if sym["st_shndx"] != "SHN_UNDEF":
+                    symbols.setdefault(sym.name, sym["st_value"])
+                    if sym["st_info"]["bind"] == "STB_GLOBAL":
+                        globals_.add(sym.name)
+    return symbols, globals_, mapping
+
+
 def load_elf(path: str | os.PathLike) -> Image:
     # pyelftools is imported here, so running a .S or a .bin does not load it
     from elftools.common.exceptions import ELFError
@@ -34,38 +76,8 @@ def load_elf(path: str | os.PathLike) -> Image:
             if elf["e_type"] not in ("ET_EXEC", "ET_DYN"):
                 what = "a relocatable object: link it first (ld)" if elf["e_type"] == "ET_REL" else elf["e_type"]
                 raise AsmError(f"{p}: not an executable ELF ({what})")
-            segments = []
-            total = 0
-            for seg in elf.iter_segments():
-                if seg["p_type"] != "PT_LOAD" or not seg["p_memsz"]:
-                    continue
-                memsz, filesz = seg["p_memsz"], seg["p_filesz"]
-                total += memsz
-                if total > RAM_SIZE:  # checked before anything is allocated
-                    raise AsmError(f"{p}: segments at {seg['p_vaddr']:#x} and before need {total:#x} bytes, "
-                                   f"more than the {RAM_SIZE >> 20} MiB of RAM")
-                if filesz > memsz:
-                    raise AsmError(f"{p}: segment at {seg['p_vaddr']:#x} has more file bytes ({filesz:#x}) than "
-                                   f"memory bytes ({memsz:#x})")
-                data = seg.data()
-                if len(data) != filesz:
-                    raise AsmError(f"{p}: segment at {seg['p_vaddr']:#x} runs past the end of the file")
-                data = data.ljust(memsz, b"\0")
-                flags = "r" + ("w" if seg["p_flags"] & 2 else "") + ("x" if seg["p_flags"] & 1 else "")
-                segments.append(Segment(f"LOAD@{seg['p_vaddr']:#x}", seg["p_vaddr"], data, flags))
-            symbols: dict[str, int] = {}
-            globals_: set[str] = set()
-            mapping: list[tuple[int, bool]] = []  # ($x / $d mapping symbols: code or data from here on)
-            symtab = elf.get_section_by_name(".symtab")
-            if symtab is not None:
-                for sym in symtab.iter_symbols():
-                    if sym.name.startswith("$x") or sym.name.startswith("$d"):
-                        mapping.append((sym["st_value"], sym.name.startswith("$x")))
-                    if sym.name and not sym.name.startswith("$") and sym["st_info"]["type"] in ("STT_NOTYPE", "STT_FUNC", "STT_OBJECT"):
-                        if sym["st_shndx"] != "SHN_UNDEF":
-                            symbols.setdefault(sym.name, sym["st_value"])
-                            if sym["st_info"]["bind"] == "STB_GLOBAL":
-                                globals_.add(sym.name)
+            segments = _load_segments(p, elf)
+            symbols, globals_, mapping = _symbols(elf)
             try:
                 lines, files = _dwarf_lines(elf)
             except damage:
