@@ -497,16 +497,27 @@ kill
 
 
 
+# (variant, the function, the call's return label): a call whose return address has a label of
+# its own, per family of the run function (v4.13's C __kvm_vcpu_run, v5.11's VHE split).
+NEXT_OVER_BL = [
+    ("patch-2017", "host_world_switch", "host_after_call"),        # bl kvm_call_hyp
+    ("v4.13", "__kvm_vcpu_run", "vcpu_run_after_guest"),          # bl __guest_enter
+    ("v5.11", "__kvm_vcpu_run_vhe", "vcpu_run_after_guest"),      # bl __guest_enter
+]
+
+
 @needs["gdb-multiarch"]
-def test_gdb_next_over_bl_stops_at_the_label_after_the_call(tmp_path):
-    # `bl kvm_call_hyp` returns to `host_after_call:`. host_world_switch is STT_FUNC with its
-    # `.size`, so gdb takes the label for a place inside it, not a function of its own, and `next`
-    # stops there (with every label a function start, it ran on to the end of the program).
-    img = scenario_image(SCENARIO, VARIANT)[0]
-    call = img.symbols["host_after_call"] - 4
-    func = img.symbols["host_world_switch"]
-    assert func < call and img.label_sizes["host_world_switch"] > call + 4 - func
-    srv = subprocess.Popen([sys.executable, "-m", "harness", "gdbserver", "--port", "0", SCENARIO, "--variant", VARIANT],
+@pytest.mark.parametrize(("variant", "func_name", "after"), NEXT_OVER_BL)
+def test_gdb_next_over_bl_stops_at_the_label_after_the_call(tmp_path, variant, func_name, after):
+    # The function is STT_FUNC with its `.size`, so gdb takes the label after the `bl` for a place
+    # inside it, not a function of its own, and `next` stops there (with every label a function
+    # start, it ran on to the end of the program). The callee (kvm_call_hyp, __guest_enter) is
+    # typed too; __guest_enter returns there only after the guest ran and exited (__guest_exit).
+    img = scenario_image(SCENARIO, variant)[0]
+    call = img.symbols[after] - 4
+    func = img.symbols[func_name]
+    assert func < call and img.label_sizes[func_name] > call + 4 - func
+    srv = subprocess.Popen([sys.executable, "-m", "harness", "gdbserver", "--port", "0", SCENARIO, "--variant", variant],
                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         assert srv.stderr is not None
@@ -530,9 +541,9 @@ kill
         srv.wait()
     out = res.stdout
     assert res.returncode == 0, res.stderr
-    assert re.search(rf"=> {call:#x} <host_world_switch\+{call - func}>:\tbl\t", out), out
+    assert re.search(rf"=> {call:#x} <{func_name}\+{call - func}>:\tbl\t", out), out
     assert re.findall(r"^PC=([0-9a-f]+)$", out, re.M) == [f"{call + 4:x}"], out
-    assert f"host_world_switch + {call + 4 - func} in section .text" in out, out
+    assert f"{func_name} + {call + 4 - func} in section " in out, out
 
 
 def _serve(args: list[str], cwd: Path) -> tuple[list[str], int]:

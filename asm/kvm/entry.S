@@ -20,6 +20,7 @@
 
     .section .hyp.text, "ax"
 // __guest_enter(vcpu, host_ctxt): x0 = vcpu, x1 = host context.
+    .type   __guest_enter, %function
 __guest_enter:
     save_callee_saved_regs x1               // Store the host regs
     str     x1, [sp, #-16]!                 // Store the host_ctxt for use at exit time
@@ -36,6 +37,7 @@ __guest_enter:
     restore_callee_saved_regs x18           // Restore guest regs x19-x29, lr
     ldr     x18,      [x18, #(18 * 8)]      // Restore guest reg x18
     eret                                    // Do not touch any register after this!
+    .size   __guest_enter, .-__guest_enter
 
 // __guest_exit: x0 = exit code, x1 = vcpu, x2-x29, lr = guest regs, guest x0-x1 on the stack.
 __guest_exit:

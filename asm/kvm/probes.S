@@ -44,6 +44,7 @@ probe_hyp_pan0:
 3:  ret
 
 // __kvm_probe_kernel_call: hyp code calling kernel text and reading `current`.
+    .type   __kvm_probe_kernel_call, %function
 __kvm_probe_kernel_call:
     stp     x29, x30, [sp, #-16]!
     get_current x0
@@ -57,6 +58,7 @@ probe_hyp_current:
     _hyp_extable (probe_hyp_current + 4), 2f
 2:  ldp     x29, x30, [sp], #16
     ret
+    .size   __kvm_probe_kernel_call, .-__kvm_probe_kernel_call
 
     .section .data, "aw"
     .balign 16

@@ -26,6 +26,7 @@
 
     .section .hyp.text, "ax"
 // int __kvm_vcpu_run(struct kvm_vcpu *vcpu): x0 = vcpu; returns the exit code.
+    .type   __kvm_vcpu_run, %function
 __kvm_vcpu_run:
     stp     x29, x30, [sp, #-48]!
     stp     x19, x20, [sp, #16]
@@ -67,6 +68,7 @@ vcpu_run_fixup:
     ldp     x19, x20, [sp, #16]
     ldp     x29, x30, [sp], #48
     ret
+    .size   __kvm_vcpu_run, .-__kvm_vcpu_run
 
 // __activate_traps(vcpu): x0 = vcpu.
 __activate_traps:
@@ -145,6 +147,7 @@ __sysreg_save_guest_state:
     ret
 
 // __sysreg_restore_host_state(ctxt)
+    .type   __sysreg_restore_host_state, %function
 __sysreg_restore_host_state:
     restore_reg x2, sp_el0, #CPU_SP_EL0, x0 // current is back in SP_EL0 from here on
     restore_reg x2, elr_el2, #CPU_PC, x0
@@ -154,3 +157,4 @@ __sysreg_restore_host_state:
     el1_sysregs restore_reg, x0, el1
     restore_reg x2, sp_el1, #CPU_SP_EL1, x0
 1:  ret
+    .size   __sysreg_restore_host_state, .-__sysreg_restore_host_state

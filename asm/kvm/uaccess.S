@@ -27,6 +27,7 @@ set_fs:
     ret
 
 // uao_thread_switch(next): x0 = next; UAO follows next's addr_limit.
+    .type   uao_thread_switch, %function
 uao_thread_switch:
     ldr     x1, [x0, #TSK_TI_ADDR_LIMIT]
     cmn     x1, #1                          // == KERNEL_DS?
@@ -35,6 +36,7 @@ uao_thread_switch:
     ret
 1:  ALTERNATIVE(nop, SET_PSTATE_UAO(0), ARM64_HAS_UAO)
     ret
+    .size   uao_thread_switch, .-uao_thread_switch
 
 // __arch_copy_from_user(to, from, n): x0 = to, x1 = from (user), x2 = n (a multiple of 8).
 // Returns the bytes not copied.
