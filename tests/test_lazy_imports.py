@@ -50,8 +50,6 @@ def test_run_elf_imports_no_assembler_and_no_reports(programs):
     assert not mods & {*ASSEMBLER, *REPORTS, "rich"}
 
 
-@pytest.mark.xfail(strict=True, reason="harness/machine/decode.py imports capstone at module level (the board's "
-                   "own import, outside this change); strict, so the fix there shows up here")
 def test_run_elf_imports_no_capstone(programs):
     assert "capstone" not in imported("run", str(programs["elf"]), cwd=programs["elf"].parent)
 

@@ -8,8 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-import capstone
-from capstone import arm64_const as A
 from unicorn import arm64_const as U
 
 from harness.arch.insn import ERET, imm16, is_wfx, sysreg_operands, unprivileged_ldst
@@ -17,9 +15,18 @@ from harness.arch.insn import ERET, imm16, is_wfx, sysreg_operands, unprivileged
 __all__ = ["ERET", "MemAccess", "disasm", "disasm_text", "imm16", "is_wfx", "mem_access", "sysreg_operands",
            "unprivileged_ldst"]
 
-_cs = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
-_cs.detail = True
-_cs_lite = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+
+
+@lru_cache(maxsize=2)
+def _capstone(detail: bool):
+    """A capstone decoder, made on first use: `run X.elf` of a program with nothing to
+    disassemble never imports capstone (issue 12 start-up)."""
+    import capstone
+
+    cs = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+    cs.detail = detail
+    return cs
+
 
 _UNPRIV = re.compile(r"^(ld|st)tr(b|h|sb|sh|sw)?$")
 # Loads whose data operand is also written: atomics, exclusives count as reads except the store forms.
@@ -29,7 +36,7 @@ _STORE = re.compile(r"^(st|swp|cas|ld(add|clr|eor|set|smax|smin|umax|umin))")
 @lru_cache(maxsize=65536)
 def disasm(word: int, addr: int = 0) -> tuple[str, str]:
     """(mnemonic, operands) of one instruction word, ("", ".inst 0x...") when undecodable."""
-    for _a, _s, mnem, ops in _cs_lite.disasm_lite(word.to_bytes(4, "little"), addr, 1):
+    for _a, _s, mnem, ops in _capstone(False).disasm_lite(word.to_bytes(4, "little"), addr, 1):
         return mnem, ops
     return "", f".inst 0x{word:08x}"
 
@@ -78,13 +85,15 @@ def mem_access(word: int, pc: int, read_reg: Callable[[int], int]) -> MemAccess 
 def _mem_operand(word: int) -> tuple | None:
     """The memory operand of a load/store word (decoded once per word: the registers vary, the
     operand does not): (base, disp, index, index is W, SXTW, LSL amount, write, unprivileged)."""
-    insns = list(_cs.disasm(word.to_bytes(4, "little"), 0, 1))
+    insns = list(_capstone(True).disasm(word.to_bytes(4, "little"), 0, 1))
     if not insns:
         unpriv = unprivileged_ldst(word)
         if unpriv is None:
             return None
         rn, _rt, simm9, store = unpriv
         return (U.UC_ARM64_REG_SP if rn == 31 else _uc_reg(f"x{rn}")), simm9, None, False, False, 0, store, True
+    from capstone import arm64_const as A
+
     insn = insns[0]
     mnem = insn.mnemonic
     for op in insn.operands:
