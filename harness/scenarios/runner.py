@@ -5,7 +5,6 @@ process, in the order given."""
 
 from __future__ import annotations
 
-import gc
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -266,9 +265,6 @@ def _run_group(scenarios: list[Scenario], images: dict[tuple, Image], quirks: tu
         for b in booted.values():
             b.board.close()
         booted.clear()
-        # close() released Unicorn's memory; the binding's MMIO callbacks still tie each closed
-        # Board in a cycle, collected once here
-        gc.collect()
 
 
 def _replay(scenarios: list[Scenario], outcomes: Iterable, stopped: list[StoppedVariant] | None,
