@@ -635,3 +635,15 @@ def test_run_and_step_agree_on_every_event_and_the_trace():
         if kind in ("memory_write", "sysreg_write", "pstate_change", "exception_return", "label") \
                 and (pc, ic) not in entries_at:  # (a label on a faulting instruction: it never retires)
             assert trace[ic] == pc, (kind, board.location(pc), ic)
+
+
+def test_pc_pstate_hcr_reads_what_the_single_reads_do():
+    b = Board()
+    try:
+        b.write_sysreg("HCR_EL2", (1 << 34) | (1 << 27) | (1 << 31))   # E2H, TGE, RW
+        b.set_pstate(PState(el=1, sp=1, pan=1))
+        b.pc = 0x40080010
+        assert b.pc_pstate_hcr() == (b.pc, b.pstate(), b.read_sysreg("HCR_EL2")) == (
+            0x40080010, PState(el=1, sp=1, pan=1), (1 << 34) | (1 << 27) | (1 << 31))
+    finally:
+        b.close()

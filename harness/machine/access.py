@@ -59,6 +59,10 @@ class BoardAccess:
     def pstate(self) -> PState:
         return self.port.pstate()
 
+    def pc_pstate_hcr(self) -> tuple[int, PState, int]:
+        """(PC, PSTATE, HCR_EL2) read at once: for a walk that needs all three at every step."""
+        return self.port.pc_pstate_hcr()
+
     def set_pstate(self, new: PState) -> None:
         """Write PSTATE as an exception entry/return would: bank SP, rebuild hflags."""
         self.port.set_pstate(new)

@@ -94,6 +94,12 @@ class SysregPort:
         self._ctx_regs = [_CpReg(r.crn, r.crm, r.op0, r.op1, r.op2, 0) for r in map(SYSREGS.__getitem__, _SYSCTX)]
         self._ctx_ids = (ctypes.c_int * n)(*([_CP_REG] * n))
         self._ctx_ptrs = (ctypes.c_void_p * n)(*(ctypes.addressof(c) for c in self._ctx_regs))
+        # PC, PSTATE and HCR_EL2 in one batch (a walk that reads them at every step)
+        self._walk_vals = (ctypes.c_uint64 * 2)()
+        self._walk_hcr = _CpReg(*(getattr(SYSREGS["HCR_EL2"], f) for f in ("crn", "crm", "op0", "op1", "op2")), 0)
+        self._walk_ids = (ctypes.c_int * 3)(_PC, _PSTATE, _CP_REG)
+        self._walk_ptrs = (ctypes.c_void_p * 3)(ctypes.addressof(self._walk_vals), ctypes.addressof(self._walk_vals) + 8,
+                                                ctypes.addressof(self._walk_hcr))
 
     # -- raw access
 
@@ -167,6 +173,13 @@ class SysregPort:
         if old_bank != new_bank:
             uc.reg_write(U.UC_ARM64_REG_SP, uc.reg_read(SP_BANK[new_bank]))
         self.rebuild_hflags()
+
+    def pc_pstate_hcr(self) -> tuple[int, PState, int]:
+        """(PC, PSTATE, HCR_EL2) in one uc_reg_read_batch call."""
+        err = _reg_read_batch(self._uch, self._walk_ids, self._walk_ptrs, 3)
+        if err:
+            raise UcError(err)
+        return self._walk_vals[0], PState.from_bits(self._walk_vals[1]), self._walk_hcr.val
 
     def sysctx(self) -> SysCtx:
         err = _reg_read_batch(self._uch, self._ctx_ids, self._ctx_ptrs, len(_SYSCTX))

@@ -154,11 +154,10 @@ def walk_baseline(booted: _Booted, sc: Scenario) -> Walk:
     guest_at = img.addr_of("guest_entry")
     guest = exit_ = None
     while True:
-        n, pc = b.icount, b.pc
+        n = b.icount
+        pc, ps, hcr = b.pc_pstate_hcr()
         if guest is None and pc == guest_at:
             guest = n
-        ps = b.pstate()
-        hcr = b.read_sysreg("HCR_EL2")
         if n in boundaries:
             # the state at a vector, after an entry that retired nothing: note whether any kind
             # could be taken there (the rules say no, since entry masks all of D, A, I and F)
