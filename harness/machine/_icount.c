@@ -7,6 +7,10 @@
  * Stopping from a block hook prevents that block from executing, so a block
  * that would cross the limit is not counted and the run stops before it; the
  * board then single-steps the remainder to land on the exact instruction.
+ *
+ * After an ERET or PSTATE write that ended its block the board sets `pending`: the
+ * hook then calls the board's check (one Python call) at the next block, which
+ * finishes it there and lets the run go on, or asks to stop before that block.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -14,6 +18,7 @@
 #include <stdlib.h>
 
 typedef int (*uc_stop_fn)(void *uc);
+typedef int (*check_fn)(uint64_t addr);
 
 struct icount_state {
     uint64_t count;      /* instructions in blocks entered so far */
@@ -22,6 +27,8 @@ struct icount_state {
     uint64_t hit;        /* set when the limit stopped the run */
     uint64_t last_addr;  /* start of the block counted last */
     uint64_t last_size;  /* its size in bytes */
+    uint64_t pending;    /* an ERET / PSTATE write ended the last block: check before this one */
+    check_fn check;      /* the board's check (Python); nonzero: stop before this block */
 };
 
 void icount_block(void *uc, uint64_t addr, uint32_t size, void *user_data)
@@ -29,6 +36,16 @@ void icount_block(void *uc, uint64_t addr, uint32_t size, void *user_data)
     struct icount_state *s = (struct icount_state *)user_data;
     uint64_t n = size >> 2;
 
+    /* The one Python call from here, only when a check is pending: the run goes on through
+     * Unicorn's translated blocks unless the check must change the state or stop. */
+    if (s->pending) {
+        s->pending = 0;
+        if (s->check(addr)) {
+            s->hit = 1;
+            s->stop(uc);
+            return;
+        }
+    }
     if (s->count + n > s->limit) {
         s->hit = 1;
         s->stop(uc);

@@ -143,7 +143,8 @@ class Board(BoardAccess):
         self._identify(cpu)
         self.events: list[ev.Event] = []
         self.image = None
-        self.ic = ICounter(uc)
+        self.ic = ICounter(uc, self._check_at_block)
+        self._block_error: BaseException | None = None  # raised in _check_at_block, re-raised after the run
         self.emu = Emu()
         self.exc = ExceptionUnit(self)
         self.irq = InterruptController(self)
@@ -391,6 +392,7 @@ class Board(BoardAccess):
         self._counted_tbs = bool(count)  # leaving count mode, Unicorn flushes by itself
         emu.resume_after = None
         emu.mode = Mode.STEPPING if count else Mode.RUNNING
+        self.ic.state.pending = 0  # (one a run that ended before the next block left)
         try:
             self.uc.emu_start(pc, _UNTIL, 0, count)
         except UcError as e:
@@ -406,6 +408,9 @@ class Board(BoardAccess):
         finally:
             stepping = emu.mode is Mode.STEPPING
             emu.mode = Mode.IDLE
+        if self._block_error is not None:
+            err, self._block_error = self._block_error, None
+            raise err
         if emu.resume_after is not None:
             self.pc, icount = emu.resume_after
             if not stepping:
@@ -463,17 +468,41 @@ class Board(BoardAccess):
 
     def _observe(self, addr: int) -> None:
         """An ERET or PSTATE write in a free run. QEMU ends a translation block after each; when
-        this one does, it runs natively and the native counter stops the run before the next
-        block, where the check is finished (no single step, whose count mode would make
-        Unicorn drop every translated block when the free run resumes)."""
+        this one does, it runs natively and the native counter calls _check_at_block at the
+        next block (no single step, whose count mode would make Unicorn drop every translated
+        block when the free run resumes)."""
         st = self.ic.state
         to_aarch32 = addr in self.plan.eret_at and self.insns.eret_to_aarch32()  # the board performs it
         if st.last_size and st.last_addr + st.last_size == addr + 4 and not to_aarch32:
             self.check = self.insns.pending_check(addr)
-            st.limit = st.count
+            st.pending = 1
             self.emu.request(Action.OBSERVED, addr)
         else:
             self._stop_before(addr, Action.OBSERVE)
+
+    def _check_at_block(self, addr: int) -> int:
+        """The native counter, at the block after an ERET / PSTATE write that ended its own
+        (_observe), before counting it. When the check only records (Unicorn's result is the Arm
+        one, IL clear) and nothing else is due (no injection, stop, interrupt or watch), finish
+        it here and let the run go on: 0. Otherwise 1: the run stops before this block and the
+        run loop finishes the check (Action.OBSERVED), since a state written from a block hook
+        would not be the one the block was translated for."""
+        try:
+            check = self.check
+            if (check is None or self.stopped is not None or self._interrupt or self.stop_on_event is not None
+                    or self.pc != addr or self.irq.pending and self.irq.due(addr, self.ic.state.count)):
+                return 1
+            exp = check.expected
+            if exp is not None and (exp.pstate.il or exp.pc != addr or exp.pstate != self.port.pstate()):
+                return 1
+            self.ic.set(self.ic.state.count)  # the count is exact here (the last block ended at the check)
+            self.check = None
+            self.emu.take_action()
+            check.finish(self)
+            return 0
+        except BaseException as e:  # a ctypes callback cannot raise: re-raised after emu_start
+            self._block_error = e
+            return 1
 
     def _host_el0(self) -> bool:
         if self.port.pstate().el:

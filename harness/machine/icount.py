@@ -3,12 +3,14 @@
 The native block hook in `_icount.c` counts the instructions of every
 translation block as it starts and stops the run before a block that would
 pass `limit`.  Python hooks that stop mid-block, and exceptions, correct the
-count with the start and size of the block counted last.
+count with the start and size of the block counted last.  When the board
+sets `pending`, the hook calls its check (a ctypes callback) at the next block.
 """
 
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 
 from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, Uc
 from unicorn.unicorn_py3 import unicorn as _ucmod
@@ -19,6 +21,10 @@ from harness.machine.sysport import uc_handle
 NO_LIMIT = (1 << 64) - 1
 
 
+# The board's check at the block after an ERET / PSTATE write: nonzero stops before that block.
+CHECK_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint64)
+
+
 class _State(ctypes.Structure):
     _fields_ = [
         ("count", ctypes.c_uint64),
@@ -27,6 +33,8 @@ class _State(ctypes.Structure):
         ("hit", ctypes.c_uint64),
         ("last_addr", ctypes.c_uint64),
         ("last_size", ctypes.c_uint64),
+        ("pending", ctypes.c_uint64),
+        ("check", CHECK_FN),
     ]
 
 
@@ -38,8 +46,13 @@ _hook_add = _uclib.uc_hook_add
 class ICounter:
     """Counts retired instructions of one Uc; `limit` stops the run before passing it."""
 
-    def __init__(self, uc: Uc) -> None:
-        self.state = _State(0, NO_LIMIT, ctypes.cast(_uclib.uc_emu_stop, ctypes.c_void_p).value, 0, 0, 0)
+    def __init__(self, uc: Uc, check: Callable[[int], int]) -> None:
+        """`check(addr)` runs at the start of the block at `addr` when `state.pending` is set
+        (and clears it); nonzero stops the run before that block, as the limit does."""
+        # The struct keeps the callback alive. Not ctypes.cast: it would tie the callback to
+        # itself in a cycle only the collector breaks (see sysport.uc_release).
+        self.state = _State(0, NO_LIMIT, ctypes.cast(_uclib.uc_emu_stop, ctypes.c_void_p).value, 0, 0, 0, 0,
+                            CHECK_FN(check))
         self._handle = ctypes.c_size_t()
         # Call uc_hook_add directly: the Python binding only accepts Python callables.
         err = _hook_add(
@@ -47,7 +60,7 @@ class ICounter:
             ctypes.byref(self._handle),
             ctypes.c_int(UC_HOOK_BLOCK),
             ctypes.cast(_lib.icount_block, ctypes.c_void_p),
-            ctypes.cast(ctypes.pointer(self.state), ctypes.c_void_p),
+            ctypes.c_void_p(ctypes.addressof(self.state)),  # (a cast would tie the state to a cycle)
             ctypes.c_uint64(1),
             ctypes.c_uint64(0),
         )

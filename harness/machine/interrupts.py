@@ -56,6 +56,11 @@ class InterruptController:
                 limit = inj.at_icount
         return limit
 
+    def due(self, pc: int, icount: int) -> bool:
+        """at_boundary at this boundary could take one: one is armed or reaches its trigger here."""
+        return any(inj.armed or inj.at_addr == pc or (inj.at_icount is not None and inj.at_icount <= icount)
+                   for inj in self.pending)
+
     def at_addr(self, addr: int) -> bool:
         """An injection waits for `addr` (the code hook reached it): arm it. True if one did."""
         for inj in self.pending:

@@ -22,7 +22,8 @@ class Action(Enum):
     SUPPLY = auto()         # MSR (immediate) to a PSTATE field the board supplies
     INJECT = auto()         # an injection point reached
     OBSERVE = auto()        # ERET or PSTATE write: step it natively and check it
-    OBSERVED = auto()       # ERET or PSTATE write that ends its block: runs on, checked before the next
+    OBSERVED = auto()       # ERET or PSTATE write that ends its block: runs on, checked at the next
+                            # (by the native counter's call, or after it stopped there)
     ERET_BY_BOARD = auto()  # ERET to AArch32: the board performs the illegal return
 
 
