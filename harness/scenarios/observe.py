@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 
 from harness.arch.cause import Cause
 from harness.arch.pstate import PSTATE_FIELDS, PState
@@ -74,7 +75,16 @@ PStateSeen.__module__ = __name__
 
 
 def seen(bits: int, icount: int | None = None) -> PStateSeen:
-    return dataclasses.replace(PStateSeen.from_bits(bits), icount=icount)
+    if icount is None:
+        return PStateSeen.from_bits(bits)   # memoized per value
+    return PStateSeen(**_decoded(bits), icount=icount)
+
+
+@cache
+def _decoded(bits: int) -> dict[str, int]:
+    # A run visits few distinct PSTATE values: decode each once, not once per event.
+    ps = PState.from_bits(bits)
+    return {name: getattr(ps, name) for name in PSTATE_FIELD_NAMES}
 
 
 @dataclass(frozen=True)
@@ -239,24 +249,47 @@ def pstate_changes(before: PState | None, after: PState | None) -> dict[str, lis
 @dataclass
 class _Trace:
     """A run's events as observe reads them: exceptions, returns, PSTATE/sysreg writes and the
-    labels reached (canonical names), with the counts of the points everything is cut at."""
+    labels reached (`by_label`: canonical name -> its marks in order), with the counts of the
+    points everything is cut at. `entries`, `changes` and `regs_entries` are `seq`'s exception entries, PSTATE changes, and
+    sysreg writes with exception entries, in order: the scans that want only those read them."""
 
     seq: list[ev.Event]
-    marks: list[ev.LabelReached]
     location: Callable[[int], str]
+    entries: list[ev.ExceptionEntry] = field(default_factory=list)
+    changes: list[ev.PStateChange] = field(default_factory=list)
+    regs_entries: list[ev.SysregWrite | ev.ExceptionEntry] = field(default_factory=list)
+    by_label: dict[str, list[ev.LabelReached]] = field(default_factory=dict)
     t_before: int = _NEVER
     t_after: int = _NEVER
     t_exit: int = _NEVER
 
+    @classmethod
+    def of(cls, events: list[ev.Event], location: Callable[[int], str]) -> _Trace:
+        t = cls([], location)
+        for e in events:
+            if isinstance(e, ev.MemoryWrite):
+                continue
+            t.seq.append(e)
+            if isinstance(e, ev.LabelReached):
+                label = canonical_label(e.label)
+                m = e if label == e.label else dataclasses.replace(e, label=label)
+                t.by_label.setdefault(label, []).append(m)
+            elif isinstance(e, ev.ExceptionEntry):
+                t.entries.append(e)
+                t.regs_entries.append(e)
+            elif isinstance(e, ev.PStateChange):
+                t.changes.append(e)
+            elif isinstance(e, ev.SysregWrite):
+                t.regs_entries.append(e)
+        return t
+
     def first(self, label: str, after: int = -1) -> ev.LabelReached | None:
-        return next((m for m in self.marks if m.label == label and m.icount > after), None)
+        return next((m for m in self.by_label.get(label, ()) if m.icount > after), None)
 
 
 def observe(scenario: Scenario, events: list[ev.Event], labels: dict[str, int],
             location: Callable[[int], str], exit_code: int, *, has_pan: bool = True) -> Observations:
-    seq = [e for e in events if not isinstance(e, ev.MemoryWrite)]
-    t = _Trace(seq, [dataclasses.replace(e, label=canonical_label(e.label)) for e in seq
-                     if isinstance(e, ev.LabelReached)], location)
+    t = _Trace.of(events, location)
     points = {name: seen(m.pstate, m.icount) for name in POINTS if (m := t.first(name)) is not None}
     before, after = t.first("host_before_call"), t.first("host_after_call")
     t.t_before = before.icount if before else _NEVER
@@ -270,14 +303,14 @@ def observe(scenario: Scenario, events: list[ev.Event], labels: dict[str, int],
         window=_window(t, exit_ev, probes[WINDOW_PROBE], reached_return=after is not None) if has_pan else Window(),
         fixups=_fixups(t), uao_switch=_uao_switch(t, labels), el2_entries=_el2_entries(t),
         host_pstate=HostPState(hb, ha, pstate_changes(hb, ha)),
-        failures=sorted({m.label for m in t.marks if m.label in FAILURE_LABELS}))
+        failures=sorted({label for label in t.by_label if label in FAILURE_LABELS}))
 
 
 def _guest_exit(t: _Trace) -> ev.ExceptionEntry | None:
     guest = t.first("guest_entry")
     if guest is None:
         return None
-    return next((e for e in t.seq if isinstance(e, ev.ExceptionEntry) and e.icount >= guest.icount
+    return next((e for e in t.entries if e.icount >= guest.icount
                  and e.from_el in (0, 1) and e.to_el == 2), None)
 
 
@@ -290,7 +323,7 @@ def _probe(t: _Trace, m: ev.LabelReached | None, baseline: str | None = None) ->
     if m is None:
         return Probe("not_run", baseline=baseline)
     # The probe's own access (icount) or, for a call, the fetch at its target (icount + 1).
-    hit = next((e for e in t.seq if isinstance(e, ev.ExceptionEntry) and m.icount <= e.icount <= m.icount + 1
+    hit = next((e for e in t.entries if m.icount <= e.icount <= m.icount + 1
                 and e.cause.is_abort), None)
     fault = None if hit is None else ProbeFault(hit.cause, hit.esr, hit.far, hit.esr >> 26, hit.esr & 0x3F,
                                                 hit.to_el, t.location(hit.elr))
@@ -302,7 +335,7 @@ def _probes(t: _Trace) -> dict[str, Probe]:
     probes after the return, the window probe after the exit."""
     probes = {}
     for name in HOST_PROBES:
-        base = next((m for m in t.marks if m.label == name and m.icount < t.t_before), None)
+        base = next((m for m in t.by_label.get(name, ()) if m.icount < t.t_before), None)
         probes[name] = _probe(t, t.first(name, t.t_after), _probe(t, base).outcome if base else "not_run")
     for name in HYP_PROBES:
         probes[name] = _probe(t, t.first(name, t.t_after))
@@ -340,7 +373,7 @@ def _window(t: _Trace, exit_ev: ev.ExceptionEntry | None, wp: Probe, *, reached_
 def _fixups(t: _Trace) -> list[Fixup]:
     """PSTATE.PAN/UAO writes at EL2 between the exit and the host's return (each variant's fix-ups)."""
     return [Fixup(e.insn, t.location(e.pc), e.icount, seen(e.pstate_before), seen(e.pstate_after))
-            for e in t.seq if isinstance(e, ev.PStateChange) and t.t_exit < e.icount < t.t_after
+            for e in t.changes if t.t_exit < e.icount < t.t_after
             and ("pan" in e.insn or "uao" in e.insn) and PState.from_bits(e.pstate_before).el == 2]
 
 
@@ -348,8 +381,8 @@ def _uao_switch(t: _Trace, labels: dict[str, int]) -> UaoSwitch | None:
     uts = t.first("uao_thread_switch", t.t_exit)
     if uts is None or uts.icount >= t.t_after:
         return None
-    w = next((e for e in t.seq if isinstance(e, ev.PStateChange) and e.icount >= uts.icount and "uao" in e.insn), None)
-    fault = next((e for e in t.seq if isinstance(e, ev.ExceptionEntry) and e.elr == labels.get("uao_thread_switch")
+    w = next((e for e in t.changes if e.icount >= uts.icount and "uao" in e.insn), None)
+    fault = next((e for e in t.entries if e.elr == labels.get("uao_thread_switch")
                   and uts.icount <= e.icount <= uts.icount + 1), None)
     ps = PState.from_bits(uts.pstate)
     return UaoSwitch(ps.el, ps.uao, PState.from_bits(w.pstate_after).uao if w else ps.uao, fault is not None)
@@ -359,7 +392,7 @@ def _el2_entries(t: _Trace) -> list[El2Entry]:
     """Exceptions taken to EL2 from the host's call on, with what decided PAN on entry (facts §1.6)."""
     regs: dict[str, int] = {}
     out = []
-    for e in t.seq:
+    for e in t.regs_entries:
         if isinstance(e, ev.SysregWrite):
             regs[e.redirected_to or e.name] = e.value
         elif isinstance(e, ev.ExceptionEntry) and e.to_el == 2 and e.icount >= t.t_before:
