@@ -411,20 +411,27 @@ def _cover(held: list[dict], failed: list[dict], axes: list[str], width: int = 2
     """Alternatives of up to `width` axis values, each true of no failed evidence, that together
     cover every held one (chosen greedily: widest first, fewer axes before more, in axis order)."""
     combos = [c for k in range(1, width + 1) for c in itertools.combinations(axes, k)]
-    fail = {c: {tuple(x.get(a) for a in c) for x in failed} for c in combos}
-    rank = {a: {v: i for i, v in enumerate(sorted(vals_of(held, a), key=str))} for a in axes}
-    left, out = list(held), []
+    # Each piece's values, axis by axis, read once; a combo's tuples zip those columns, and the
+    # greedy rounds below only count them.
+    held_col = {a: [x.get(a) for x in held] for a in axes}
+    fail_col = {a: [x.get(a) for x in failed] for a in axes}
+    fail = {c: set(zip(*(fail_col[a] for a in c), strict=True)) for c in combos}
+    keys = {c: list(zip(*(held_col[a] for a in c), strict=True)) for c in combos}
+    rank = {a: {v: i for i, v in enumerate(sorted(set(held_col[a]), key=str))} for a in axes}
+    left, out = list(range(len(held))), []
     while left:
         best, best_n = None, 0
         for c in combos:
-            counts = collections.Counter(tuple(x.get(a) for a in c) for x in left)
+            kc = keys[c]
+            counts = collections.Counter(kc[i] for i in left)
             for t in sorted(counts, key=lambda t, c=c: [rank[a][v] for a, v in zip(c, t, strict=True)]):
                 if counts[t] > best_n and t not in fail[c]:
                     best, best_n = (c, t), counts[t]
         if best is None:
             return []
         out.append(" and ".join(f"{a}={v}" for a, v in zip(*best, strict=True)))
-        left = [x for x in left if tuple(x.get(a) for a in best[0]) != best[1]]
+        kb = keys[best[0]]
+        left = [i for i in left if kb[i] != best[1]]
     return out
 
 
