@@ -165,6 +165,40 @@ def test_seed_elfs_run(worker, workdir, seeds):
             assert r.stdout == "hello\n"
 
 
+def test_line_program_with_line_range_zero_runs_without_lines(worker, workdir):
+    """Found by the slow fuzz: a .debug_line header with line_range 0 made pyelftools divide by
+    zero; damaged debug information means a run without source lines, not a traceback."""
+    from io import BytesIO
+
+    from elftools.elf.elffile import ELFFile
+
+    from harness.asm.elf import elf_bytes
+
+    data = bytearray(elf_bytes(assemble_text(PROGRAM, "seed.S")))
+    line = ELFFile(BytesIO(bytes(data))).get_section_by_name(".debug_line")
+    assert struct.unpack_from("<H", data, line["sh_offset"] + 4)[0] == 4  # DWARF 4: line_range at +14
+    data[line["sh_offset"] + 14] = 0
+    r = run_file(worker, workdir, bytes(data), ".elf")
+    assert r.status == 0 and r.stdout == "hello\n", r.stderr
+
+
+def test_zero_fill_of_an_executable_segment_lists_no_instructions(workdir):
+    """Found by the slow fuzz: an ELF without sections whose code segment's p_memsz grew to
+    128 MiB listed every zero-fill word as an instruction (32M addresses, gigabytes)."""
+    from harness.asm.loader import load_elf
+
+    data = bytearray(elf_from_image(assemble_text(PROGRAM, "seed.S")))
+    phoff = struct.unpack_from("<Q", data, 32)[0]
+    assert struct.unpack_from("<I", data, phoff + 4)[0] & 1  # the first PT_LOAD is the code
+    filesz = struct.unpack_from("<Q", data, phoff + 32)[0]
+    struct.pack_into("<Q", data, phoff + 40, 128 << 20)
+    path = workdir / "zero-fill.elf"
+    path.write_bytes(bytes(data))
+    image = load_elf(path)
+    assert len(image.segments[0].data) == 128 << 20
+    assert 0 < len(image.insn_addrs) <= filesz // 4
+
+
 # ---------------------------------------------------------------- flat binaries
 
 LOAD_ADDRS = ["0x40080000", "0x40000000", "0x4ffffffc", "0x4fff0000", "0x40080002", "0x3ffffffc", "0x50000000",

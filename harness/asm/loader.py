@@ -15,13 +15,16 @@ if TYPE_CHECKING:
     from elftools.elf.elffile import ELFFile
 
 # What pyelftools raises, besides its ELFError, on a damaged file (verified by fuzzing mutated ELFs).
+# What pyelftools raises on damaged input (ArithmeticError: a line program with line_range 0 divides by it)
 _ELF_DAMAGE = (struct.error, ValueError, KeyError, IndexError, TypeError, AttributeError,
-               AssertionError, UnicodeDecodeError, OverflowError, EOFError, RecursionError)
+               AssertionError, UnicodeDecodeError, ArithmeticError, EOFError, RecursionError)
 
 
-def _load_segments(p: Path, elf) -> list[Segment]:
-    """The PT_LOAD segments, checked against RAM and the file before anything is allocated."""
+def _load_segments(p: Path, elf) -> tuple[list[Segment], dict[int, int]]:
+    """The PT_LOAD segments, checked against RAM and the file before anything is allocated, and
+    where each one's file bytes end (the rest is zero fill)."""
     segments = []
+    file_ends: dict[int, int] = {}
     total = 0
     for seg in elf.iter_segments():
         if seg["p_type"] != "PT_LOAD" or not seg["p_memsz"]:
@@ -40,7 +43,8 @@ def _load_segments(p: Path, elf) -> list[Segment]:
         data = data.ljust(memsz, b"\0")
         flags = "r" + ("w" if seg["p_flags"] & 2 else "") + ("x" if seg["p_flags"] & 1 else "")
         segments.append(Segment(f"LOAD@{seg['p_vaddr']:#x}", seg["p_vaddr"], data, flags))
-    return segments
+        file_ends[seg["p_vaddr"]] = seg["p_vaddr"] + filesz
+    return segments, file_ends
 
 
 def _symbols(elf) -> tuple[dict[str, int], set[str], list[tuple[int, bool]]]:
@@ -76,7 +80,7 @@ def load_elf(path: str | os.PathLike) -> Image:
             if elf["e_type"] not in ("ET_EXEC", "ET_DYN"):
                 what = "a relocatable object: link it first (ld)" if elf["e_type"] == "ET_REL" else elf["e_type"]
                 raise AsmError(f"{p}: not an executable ELF ({what})")
-            segments = _load_segments(p, elf)
+            segments, file_ends = _load_segments(p, elf)
             symbols, globals_, mapping = _symbols(elf)
             try:
                 lines, files = _dwarf_lines(elf)
@@ -91,7 +95,7 @@ def load_elf(path: str | os.PathLike) -> Image:
         raise AsmError(f"{p}: no loadable segment: an empty program")
     if entry % 4 or not any(s.addr <= entry < s.addr + len(s.data) and "x" in s.flags for s in segments):
         raise AsmError(f"{p}: entry point {entry:#x} is not an aligned address in an executable segment")
-    return Image(segments, symbols, entry, lines, files, _code_addresses(segments, mapping), frozenset(globals_))
+    return Image(segments, symbols, entry, lines, files, _code_addresses(segments, mapping, file_ends), frozenset(globals_))
 
 
 def _readable(p: Path) -> Path:
@@ -112,15 +116,19 @@ def _readable(p: Path) -> Path:
     return p
 
 
-def _code_addresses(segments: list[Segment], mapping: list[tuple[int, bool]]) -> list[int]:
-    """Instruction addresses of executable segments; data marked by $d mapping symbols is left out."""
+def _code_addresses(segments: list[Segment], mapping: list[tuple[int, bool]],
+                    file_ends: dict[int, int] | None = None) -> list[int]:
+    """Instruction addresses of executable segments; data marked by $d mapping symbols is left out,
+    and so is an ELF segment's zero fill past its file bytes (all UDF #0: a 256 MiB p_memsz made a
+    list of 64M addresses, 2.8 GB, found by the slow fuzz)."""
     mapping.sort()
     out = []
     k = -1
     for seg in segments:
         if "x" not in seg.flags:
             continue
-        for addr in range(seg.addr, seg.addr + len(seg.data) - 3, 4):
+        end = (file_ends or {}).get(seg.addr, seg.addr + len(seg.data))
+        for addr in range(seg.addr, end - 3, 4):
             while k + 1 < len(mapping) and mapping[k + 1][0] <= addr:
                 k += 1
             if not mapping or (k >= 0 and mapping[k][1]):
