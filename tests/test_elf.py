@@ -430,6 +430,28 @@ def test_the_elf_runs_on_qemu_kernel(prog, world):
 # ------------------------------------------------------------------ gdb-multiarch on the gdbserver
 
 
+def gdb_session(tmp_path: Path, variant: str, script: str, connected=None) -> tuple[list[str], str]:
+    """gdb-multiarch -batch with `script`, on the command line `gdbserver` prints for SCENARIO under
+    `variant` (`connected(argv)` runs while the server is up); gdb and the server must both end."""
+    srv = subprocess.Popen([sys.executable, "-m", "harness", "gdbserver", "--port", "0", SCENARIO, "--variant", variant],
+                           stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert srv.stderr is not None
+        srv.stderr.readline()
+        argv = shlex.split(srv.stderr.readline().split("connect: ", 1)[1].strip())
+        if connected is not None:
+            connected(argv)
+        path = tmp_path / "session.gdb"
+        path.write_text(script)
+        res = subprocess.run([*argv, "-q", "-batch", "-x", str(path)], capture_output=True, text=True, timeout=120)
+        srv.wait(timeout=30)
+    finally:
+        srv.terminate()
+        srv.wait()
+    assert res.returncode == 0, res.stderr
+    return argv, res.stdout
+
+
 @needs["gdb-multiarch"]
 def test_gdb_debugs_the_scenario_at_source_level(tmp_path):
     img = scenario_image(SCENARIO, VARIANT)[0]
@@ -442,18 +464,12 @@ def test_gdb_debugs_the_scenario_at_source_level(tmp_path):
     assert Path(calls[-1][1].file).name == "entry.S"
     assert img.addr_of(f"entry.S:{plain_line}") == ge + 8 and img.addr_of(f"entry.S:{call_line}") == exp_addr
 
-    srv = subprocess.Popen([sys.executable, "-m", "harness", "gdbserver", "--port", "0", SCENARIO, "--variant", VARIANT],
-                           stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
-        assert srv.stderr is not None
-        srv.stderr.readline()
-        cmd = srv.stderr.readline().split("connect: ", 1)[1].strip()
-        argv = shlex.split(cmd)
+    def connected(argv: list[str]) -> None:
         elf = Path(argv[1])
         assert argv[0] == "gdb-multiarch" and elf.is_file() and argv[2:] == ["-ex", argv[3]]
         assert re.fullmatch(r"target remote 127\.0\.0\.1:\d+", argv[3])
-        script = tmp_path / "g.gdb"
-        script.write_text(f"""set pagination off
+
+    argv, out = gdb_session(tmp_path, VARIANT, f"""set pagination off
 set confirm off
 break __guest_exit
 break entry.S:{plain_line}
@@ -471,14 +487,8 @@ printf "PC=%lx\\n", $pc
 continue
 printf "PC=%lx\\n", $pc
 kill
-""")
-        res = subprocess.run([*argv, "-q", "-batch", "-x", str(script)], capture_output=True, text=True, timeout=120)
-        srv.wait(timeout=30)
-    finally:
-        srv.terminate()
-        srv.wait()
-    out = res.stdout
-    assert res.returncode == 0, res.stderr
+""", connected)
+    elf = Path(argv[1])
     pcs = [int(x, 16) for x in re.findall(r"^PC=([0-9a-f]+)$", out, re.M)]
     assert pcs == [ge, ge + 4, ge + 8, exp_addr], out
     assert re.search(rf"Breakpoint 1 at {ge:#x}: file \S+/entry\.S, line {line_ge.line}\.", out), out
@@ -517,14 +527,7 @@ def test_gdb_next_over_bl_stops_at_the_label_after_the_call(tmp_path, variant, f
     call = img.symbols[after] - 4
     func = img.symbols[func_name]
     assert func < call and img.label_sizes[func_name] > call + 4 - func
-    srv = subprocess.Popen([sys.executable, "-m", "harness", "gdbserver", "--port", "0", SCENARIO, "--variant", variant],
-                           stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
-        assert srv.stderr is not None
-        srv.stderr.readline()
-        argv = shlex.split(srv.stderr.readline().split("connect: ", 1)[1].strip())
-        script = tmp_path / "n.gdb"
-        script.write_text(f"""set pagination off
+    out = gdb_session(tmp_path, variant, f"""set pagination off
 set confirm off
 break *{call:#x}
 continue
@@ -533,14 +536,7 @@ next
 printf "PC=%lx\\n", $pc
 info symbol $pc
 kill
-""")
-        res = subprocess.run([*argv, "-q", "-batch", "-x", str(script)], capture_output=True, text=True, timeout=120)
-        srv.wait(timeout=30)
-    finally:
-        srv.terminate()
-        srv.wait()
-    out = res.stdout
-    assert res.returncode == 0, res.stderr
+""")[1]
     assert re.search(rf"=> {call:#x} <{func_name}\+{call - func}>:\tbl\t", out), out
     assert re.findall(r"^PC=([0-9a-f]+)$", out, re.M) == [f"{call + 4:x}"], out
     assert f"{func_name} + {call + 4 - func} in section " in out, out
