@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness.scenarios.runner import default_jobs
+
 
 @dataclass
 class Figure:
@@ -39,7 +41,7 @@ def table(figures: list[Figure], title: str = "summary") -> str:
     rows = [("figure", "measured", "target", "ok/MISS"), *(f.cells() for f in figures)]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     line = "  ".join("-" * w for w in widths)
-    out = [f"{title} (load average {load():.1f} on {cores()} cores)", line]
+    out = [f"{title} (load average {load():.1f} on {default_jobs()} cores)", line]
     for i, r in enumerate(rows):
         out.append("  ".join(c.ljust(w) if j != 1 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths, strict=True))))
         if i == 0:
@@ -57,10 +59,6 @@ def report(figures: list[Figure], title: str = "summary") -> int:
 
 def load() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-
-
-def cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def timed(fn: Callable[[], object]) -> tuple[object, float, float]:
