@@ -28,6 +28,10 @@ class Injection:
     armed: bool = False  # reached its trigger, waiting until unmasked
     note: str = ""  # copied into the ExceptionEntry event, to tell this injection from others
 
+    def reached(self, pc: int, icount: int) -> bool:
+        """Its trigger is here: the PC at its address, or its count reached."""
+        return self.at_addr == pc or (self.at_icount is not None and self.at_icount <= icount)
+
 
 class InterruptController:
     """The board's pending asynchronous exceptions."""
@@ -58,8 +62,7 @@ class InterruptController:
 
     def due(self, pc: int, icount: int) -> bool:
         """at_boundary at this boundary could take one: one is armed or reaches its trigger here."""
-        return any(inj.armed or inj.at_addr == pc or (inj.at_icount is not None and inj.at_icount <= icount)
-                   for inj in self.pending)
+        return any(inj.armed or inj.reached(pc, icount) for inj in self.pending)
 
     def at_addr(self, addr: int) -> bool:
         """An injection waits for `addr` (the code hook reached it): arm it. True if one did."""
@@ -88,7 +91,7 @@ class InterruptController:
         while self.pending and b.stopped is None:
             pc, ic = b.pc, b.icount
             for inj in self.pending:
-                if inj.at_addr == pc or (inj.at_icount is not None and inj.at_icount <= ic):
+                if inj.reached(pc, ic):
                     inj.armed = True
             if not self._take_unmasked():
                 break
